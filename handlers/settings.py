@@ -1,0 +1,305 @@
+"""Typed settings loaded from a TOML file, with secrets from ``CRAFTLINK_<SECTION>_<KEY>`` variables.
+
+Every setting is a dataclass field with a default; ``config.example.toml`` documents each one. A wrong
+or missing value raises :class:`ConfigError` whose message is one line naming the key and what was
+expected; the CLI prints it and exits without a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "CRAFTLINK_"
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; ``str(err)`` is the one line to show."""
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"  # how links in chat (login, DingTalk card taps) reach us
+    max_body_bytes: int = 65536
+    instance_name: str = ""  # defaults to host:port; shown in job claims and logs
+
+
+@dataclass
+class DatabaseSettings:
+    url: str = "sqlite+aiosqlite:///var/craftlink.db"
+    pool_size: int = 10
+    group_commit_ms: float = 2.0  # how long an inbox insert may wait to share a commit
+
+
+@dataclass
+class BotSettings:
+    timezone: str = "Asia/Shanghai"
+    review_required: bool = False
+    offer_timeout_min: int = 30
+    max_candidates: int = 3
+    offer_policy: str = "sequential"  # sequential | parallel (parallel only for urgent cases)
+    parallel_offers: int = 3
+    share_phone: bool = False
+    low_confidence_review: bool = True  # send unclear requests to staff even with review off
+    unknown_user_role: str = "enterprise"  # what an unknown WeCom/DingTalk user is: enterprise | ignore
+    media_dir: str = "var/media"
+    media_max_bytes: int = 10 * 1024 * 1024
+    rate_limit_per_min: int = 20  # messages per sender per minute before we slow them
+    inbox_max_attempts: int = 5
+    outbox_max_attempts: int = 8
+
+
+@dataclass
+class PointsSettings:
+    per_case: float = 10.0
+    per_help_hour: float = 2.0
+    max_hours_counted: float = 16.0
+    onsite_bonus: float = 5.0
+    rating_5_bonus: float = 5.0
+    rating_4_bonus: float = 2.0
+
+
+@dataclass
+class TimerSettings:
+    poll_interval_s: float = 5.0
+    progress_nudge_h: float = 24.0
+    progress_escalate_h: float = 48.0
+    feedback_nudge_h: float = 24.0
+    feedback_autoclose_h: float = 72.0
+    enterprise_followup_h: float = 24.0
+    appointment_eve_at: str = "18:00"
+    appointment_before_min: int = 60
+    quiet_hours: str = "22:00-07:30"
+    daily_digest_at: str = "08:30"
+    monthly_report_day: int = 1
+    monthly_report_at: str = "09:00"
+    mobilisation_deadline_min: int = 120
+
+
+@dataclass
+class HolidaySettings:
+    dates: list[str] = field(default_factory=list)  # "2026-10-01": public holidays
+    workdays: list[str] = field(default_factory=list)  # 调休: weekend days that are workdays
+
+
+@dataclass
+class ConsoleSettings:
+    secret_key: str = ""  # signs session cookies; required when serving (set CRAFTLINK_CONSOLE_SECRET_KEY)
+    session_hours: int = 12
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+    login_link_minutes: int = 10
+    upload_max_bytes: int = 2 * 1024 * 1024
+
+
+@dataclass
+class StaffEntry:
+    name: str = ""
+    role: str = "staff"
+    channel: str = "web"
+    user_id: str = ""
+
+
+@dataclass
+class WeComSettings:
+    corp_id: str = ""
+    agent_id: int = 0
+    secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+    timestamp_window_s: int = 300
+
+
+@dataclass
+class WeChatSettings:
+    app_id: str = ""
+    app_secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""  # empty = plaintext mode
+    api_base: str = "https://api.weixin.qq.com"
+    timestamp_window_s: int = 300
+    template_id_notice: str = ""  # template message used outside the 48-hour window
+
+
+@dataclass
+class DingTalkSettings:
+    app_key: str = ""
+    app_secret: str = ""
+    robot_code: str = ""
+    api_base: str = "https://api.dingtalk.com"
+    timestamp_window_s: int = 3600
+
+
+@dataclass
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
+    points: PointsSettings = field(default_factory=PointsSettings)
+    timers: TimerSettings = field(default_factory=TimerSettings)
+    holidays: HolidaySettings = field(default_factory=HolidaySettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    staff: list[StaffEntry] = field(default_factory=list)
+    wecom: WeComSettings | None = None
+    wechat: WeChatSettings | None = None
+    dingtalk: DingTalkSettings | None = None
+    source: str = ""  # the file it came from, for messages
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.bot.timezone)
+
+
+_REQUIRED_WHEN_ENABLED: dict[str, tuple[str, ...]] = {
+    "wecom": ("corp_id", "agent_id", "secret", "token", "encoding_aes_key"),
+    "wechat": ("app_id", "app_secret", "token"),
+    "dingtalk": ("app_key", "app_secret", "robot_code"),
+}
+
+T = TypeVar("T")
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    origin = typing.get_origin(typ)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if typ is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if typ is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(typ)
+        if dataclasses.is_dataclass(item_type):
+            return [_build(f"{key}[{i}]", v, item_type, env=False) for i, v in enumerate(value)]
+        return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
+    raise ConfigError(f"{key}: unsupported setting type")
+
+
+def _build(prefix: str, raw: Any, cls: type[T], *, env: bool = True) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix}: expected a table of settings, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for unknown in sorted(set(raw) - names):
+        raise ConfigError(f"{prefix}.{unknown}: unknown setting (see config.example.toml)")
+    kwargs: dict[str, Any] = {}
+    for name in names:
+        key = f"{prefix}.{name}"
+        env_name = f"{ENV_PREFIX}{prefix}_{name}".upper().replace(".", "_")
+        if env and env_name in os.environ:
+            kwargs[name] = _coerce(env_name, os.environ[env_name], hints[name])
+        elif name in raw:
+            kwargs[name] = _coerce(key, raw[name], hints[name])
+    return cls(**kwargs)
+
+
+def _check_time(key: str, value: str) -> None:
+    if not _HHMM.match(value):
+        raise ConfigError(f"{key}: expected a time like 08:30, got {value!r}")
+
+
+def parse_settings(raw: dict[str, Any], *, source: str = "") -> Settings:
+    """Build :class:`Settings` from a parsed TOML document plus the environment."""
+    known = {f.name for f in dataclasses.fields(Settings)} - {"source"}
+    for unknown in sorted(set(raw) - known):
+        raise ConfigError(f"[{unknown}]: unknown section (see config.example.toml)")
+    hints = typing.get_type_hints(Settings)
+    kwargs: dict[str, Any] = {"source": source}
+    for name in known:
+        typ = hints[name]
+        if name == "staff":
+            kwargs[name] = _coerce("staff", raw.get("staff", []), typ)
+            continue
+        optional = typing.get_origin(typ) in (typing.Union, types.UnionType)
+        cls = next(t for t in typing.get_args(typ) if t is not type(None)) if optional else typ
+        if optional and name not in raw:
+            continue  # a channel section left out disables that channel
+        kwargs[name] = _build(name, raw.get(name, {}), cls)
+    settings = Settings(**kwargs)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    try:
+        ZoneInfo(s.bot.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"bot.timezone: expected an IANA zone like Asia/Shanghai, got {s.bot.timezone!r}") from None
+    if not s.database.url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            f"database.url: expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://..., got {s.database.url!r}"
+        )
+    if not 0 < s.server.port < 65536:
+        raise ConfigError(f"server.port: expected 1-65535, got {s.server.port}")
+    if s.bot.offer_policy not in ("sequential", "parallel"):
+        raise ConfigError(f"bot.offer_policy: expected sequential or parallel, got {s.bot.offer_policy!r}")
+    if s.bot.unknown_user_role not in ("enterprise", "ignore"):
+        raise ConfigError(f"bot.unknown_user_role: expected enterprise or ignore, got {s.bot.unknown_user_role!r}")
+    if s.bot.offer_timeout_min <= 0 or s.bot.max_candidates <= 0:
+        raise ConfigError("bot.offer_timeout_min and bot.max_candidates: expected positive integers")
+    for key in ("appointment_eve_at", "daily_digest_at", "monthly_report_at"):
+        _check_time(f"timers.{key}", getattr(s.timers, key))
+    start, _, end = s.timers.quiet_hours.partition("-")
+    _check_time("timers.quiet_hours", start)
+    _check_time("timers.quiet_hours", end)
+    for i, st in enumerate(s.staff):
+        if st.role not in ("admin", "staff", "group_lead"):
+            raise ConfigError(f"staff[{i}].role: expected admin, staff or group_lead, got {st.role!r}")
+        if not st.name or not st.user_id:
+            raise ConfigError(f"staff[{i}]: expected name and user_id")
+    for section, required in _REQUIRED_WHEN_ENABLED.items():
+        value = getattr(s, section)
+        if value is None:
+            continue
+        for key in required:
+            if not getattr(value, key):
+                env_name = f"{ENV_PREFIX}{section}_{key}".upper()
+                raise ConfigError(f"{section}.{key}: required when [{section}] is present (or set {env_name})")
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Load a TOML file (or only defaults and environment when ``path`` is None)."""
+    if path is None:
+        return parse_settings({}, source="(defaults)")
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found (copy config.example.toml)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    return parse_settings(raw, source=str(p))
