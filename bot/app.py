@@ -1,0 +1,92 @@
+"""The aiohttp application: one place that lists every subsystem, in dependency order.
+
+``cleanup_ctx`` generators set up before ``yield`` and tear down after it in reverse order, so the
+inbox worker and outbox sender stop before the engine they use is disposed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot import health, webchat
+from bot.channels import registry
+from bot.intake import Intake
+from bot.keys import (
+    clock_key,
+    engine_key,
+    http_key,
+    intake_key,
+    senders_key,
+    services_key,
+    sessions_key,
+    settings_key,
+)
+from bot.sender import OutboxSender, sender_key
+from bot.worker import InboxWorker, worker_key
+from handlers.clock import Clock, SystemClock
+from handlers.services import Services
+from handlers.settings import Settings
+from scheduler.wiring import scheduler_ctx
+from storage.db import create_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
+    app[engine_key] = engine
+    app[sessions_key] = session_factory(engine)
+    yield
+    await engine.dispose()
+
+
+async def http_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[http_key] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+    yield
+    await app[http_key].close()
+
+
+async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Inbox worker, outbox sender and intake; intake last up, first down (stop accepting first)."""
+    services = app[services_key]
+    sender = OutboxSender(app[sessions_key], services, app[senders_key])
+    worker = InboxWorker(app[sessions_key], services, app[senders_key])
+    services.on_outbox = sender.wake
+    app[sender_key] = sender
+    app[worker_key] = worker
+    intake = Intake(app[sessions_key], app[clock_key], on_stored=worker.wake)
+    app[intake_key] = intake
+    await sender.start()
+    await worker.start()
+    await intake.start()
+    yield
+    await intake.stop()
+    await worker.stop()
+    await sender.stop()
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler: bool = True) -> web.Application:
+    """Build the service. Tests pass a ManualClock and drive the scheduler themselves."""
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[settings_key] = settings
+    app[clock_key] = clock or SystemClock()
+    app[services_key] = Services(
+        settings=settings,
+        clock=app[clock_key],
+        instance=settings.server.instance_name or f"{settings.server.host}:{settings.server.port}",
+    )
+    app[senders_key] = {}
+    app.cleanup_ctx.append(engine_ctx)
+    app.cleanup_ctx.append(http_ctx)
+    registry.setup_channels(app, settings)  # routes + sender contexts of every configured channel
+    webchat.setup(app)
+    app.cleanup_ctx.append(pipeline_ctx)
+    if run_scheduler:
+        app.cleanup_ctx.append(scheduler_ctx)
+    health.setup(app)
+    return app
