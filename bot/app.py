@@ -45,6 +45,15 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def bootstrap_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Staff listed in config become people with their chat identity before anything is handled."""
+    from handlers.staff.accounts import sync_config_staff
+
+    async with app[sessions_key]() as session, session.begin():
+        await sync_config_staff(session, app[settings_key], app[clock_key].now())
+    yield
+
+
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     app[http_key] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
     yield
@@ -82,6 +91,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
     )
     app[senders_key] = {}
     app.cleanup_ctx.append(engine_ctx)
+    app.cleanup_ctx.append(bootstrap_ctx)
     app.cleanup_ctx.append(http_ctx)
     registry.setup_channels(app, settings)  # routes + sender contexts of every configured channel
     webchat.setup(app)

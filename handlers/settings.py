@@ -33,6 +33,7 @@ class ServerSettings:
     public_url: str = "http://127.0.0.1:8080"  # how links in chat (login, DingTalk card taps) reach us
     max_body_bytes: int = 65536
     instance_name: str = ""  # defaults to host:port; shown in job claims and logs
+    playground: bool = False  # the web chat at /playground: anyone can act as anyone, so demo/test only
 
 
 @dataclass
@@ -131,6 +132,7 @@ class WeChatSettings:
     api_base: str = "https://api.weixin.qq.com"
     timestamp_window_s: int = 300
     template_id_notice: str = ""  # template message used outside the 48-hour window
+    template_field: str = "thing1"  # the notice template's field that gets a ≤20-character summary
 
 
 @dataclass

@@ -1,0 +1,199 @@
+"""The WeCom sender: one :class:`OutgoingMessage` → one or more ``message/send`` calls.
+
+Rendering: TEXT → ``text``; MARKDOWN → ``markdown`` (both cut at line ends into ≤2048-byte parts);
+CARD → ``template_card`` of type ``button_interaction`` whose button keys carry the commands (a
+card that cannot be shown as one — no buttons, more than 6, a command too long for a key — goes as
+plain text listing the commands); IMAGE / VOICE / FILE → ``media/upload`` then send.
+
+A message of several parts reserves all its pacing slots first and asks WeCom's duplicate check to
+drop parts it already delivered, so a retry after a part failed does not show the rest twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.channels.base import PermanentSendError
+from bot.channels.media import MediaStore, MediaTooLargeError
+from bot.channels.pacing import Pacer
+from bot.channels.wx_api import Fetched, MediaPart, MemoryTokenCache, Part, WxApi, WxApiError, upload_part
+from bot.channels.wx_callback import encode_command, split_utf8
+from handlers.clock import Clock
+from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+from handlers.settings import WeComSettings
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_BYTES = 2048  # text and markdown content, per the message/send doc
+MAX_BUTTONS = 6
+MAX_CARD_TITLE = 36  # characters, main_title.title
+MAX_CARD_BODY = 160  # characters, sub_title_text
+MAX_BUTTON_LABEL = 10
+DUPLICATE_CHECK_S = 1800
+TOKEN_CODES = frozenset({40014, 42001})
+MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "file": 20 * 1024 * 1024}
+
+
+class WeComSender:
+    """``ChannelSender`` for :attr:`Channel.WECOM`; one per app, shared by all outbox tasks."""
+
+    channel = Channel.WECOM
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        settings: WeComSettings,
+        *,
+        clock: Clock,
+        media: MediaStore,
+        pacer: Pacer | None = None,
+        rng: Callable[[], float] = random.random,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.tokens = MemoryTokenCache(self._fetch_token, clock)
+        self.api = WxApi(
+            http,
+            settings.api_base,
+            self.tokens,
+            name="wecom",
+            refresh_codes=TOKEN_CODES,
+            timeout_s=timeout_s,
+            rng=rng,
+        )
+        self.pacer = pacer or Pacer(clock)
+        self.media = media
+
+    async def _fetch_token(self) -> Fetched:
+        result = await self.api.request_json(
+            "/cgi-bin/gettoken", {"corpid": self.settings.corp_id, "corpsecret": self.settings.secret}
+        )
+        try:
+            self.api.check(result)
+        except WxApiError as err:  # 40001 / 40013: the secret or corp id is wrong; retrying won't help
+            raise PermanentSendError(
+                err.code, "gettoken refused: check wecom.corp_id and wecom.secret"
+            ) from None
+        token = result.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise PermanentSendError("gettoken", "no access_token in the answer")
+        return Fetched(token, int(result.get("expires_in") or 7200))
+
+    async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
+        parts = render(message)
+        if not parts:
+            return None
+        self.pacer.reserve(address, len(parts))
+        first_id: str | None = None
+        for part in parts:
+            payload = await self._materialise(part) if isinstance(part, MediaPart) else dict(part)
+            payload.update(touser=address, agentid=self.settings.agent_id)
+            if len(parts) > 1:
+                payload.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_S)
+            result = await self.api.call("/cgi-bin/message/send", payload=payload)
+            for field in ("invaliduser", "unlicenseduser"):
+                if result.get(field):
+                    raise PermanentSendError(field, "WeCom refused the recipient")
+            first_id = first_id or (str(result["msgid"]) if result.get("msgid") else None)
+        return first_id
+
+    async def _materialise(self, part: MediaPart) -> dict[str, Any]:
+        media_id = await upload_part(self.api, part, MEDIA_LIMITS)
+        return {"msgtype": part.media_type, part.media_type: {"media_id": media_id}}
+
+    async def fetch_media(self, msg: IncomingMessage) -> str | None:
+        """Download the photo / voice / file of ``msg`` into the media store; return the local path.
+
+        None when there is nothing to fetch or it can never be fetched (expired media id, over the
+        size limit: logged); raises TransientSendError when a later attempt may succeed.
+        """
+        if msg.channel != Channel.WECOM or not msg.media_ref:
+            return None
+        default = {IncomingKind.IMAGE: ".jpg", IncomingKind.VOICE: ".amr"}.get(msg.kind, "")
+        if not default:
+            name = str(msg.extra.get("file_name", ""))
+            default = "." + name.rpartition(".")[2] if "." in name else ".bin"
+        try:
+            return await self.api.download("/cgi-bin/media/get", self.media, default, media_id=msg.media_ref)
+        except (WxApiError, PermanentSendError, MediaTooLargeError) as err:
+            log.warning("wecom media of %s not fetched: %s", msg.platform_msg_id, err)
+            return None
+
+
+def render(message: OutgoingMessage) -> list[Part]:
+    """The ``message/send`` bodies (without recipient) for one message."""
+    kind = message.kind
+    if kind == OutgoingKind.TEXT:
+        return _texts(message.text)
+    if kind == OutgoingKind.MARKDOWN:
+        body = f"**{message.title}**\n{message.text}" if message.title else message.text
+        return [{"msgtype": "markdown", "markdown": {"content": p}} for p in split_utf8(body, MAX_TEXT_BYTES)]
+    if kind == OutgoingKind.CARD:
+        return render_card(message)
+    if kind in (OutgoingKind.IMAGE, OutgoingKind.VOICE, OutgoingKind.FILE):
+        return _media(message)
+    raise PermanentSendError("unsupported", f"message kind {kind}")
+
+
+def _texts(body: str) -> list[Part]:
+    return [{"msgtype": "text", "text": {"content": p}} for p in split_utf8(body, MAX_TEXT_BYTES)]
+
+
+def render_card(message: OutgoingMessage, task_id: str | None = None) -> list[Part]:
+    """A ``button_interaction`` card, preceded by a text part when the body is too long for it."""
+    buttons = list({b.command: b for b in message.buttons}.values())
+    try:
+        keys = [encode_command(b.command) for b in buttons]
+    except ValueError:
+        keys = []
+    if not buttons or len(buttons) > MAX_BUTTONS or len(keys) != len(buttons):
+        return _texts(message.plain_text)
+    title, body = message.title or "通知", message.text
+    if len(title) > MAX_CARD_TITLE:  # keep every word: the whole title moves into the body
+        title, body = title[: MAX_CARD_TITLE - 1] + "…", f"{title}\n{body}".strip()
+    parts: list[Part] = []
+    card: dict[str, Any] = {
+        "card_type": "button_interaction",
+        "main_title": {"title": title},
+        # Unique per app, letters/digits/_-@ only, ≤128 bytes.
+        "task_id": task_id or f"cl-{uuid.uuid4().hex}",
+        "button_list": [
+            {
+                "text": b.label[:MAX_BUTTON_LABEL] or b.command[:MAX_BUTTON_LABEL],
+                "style": 1 if i == 0 else 2,
+                "key": k,
+            }
+            for i, (b, k) in enumerate(zip(buttons, keys, strict=True))
+        ],
+    }
+    if len(body) > MAX_CARD_BODY:
+        parts.extend(_texts(body))
+    elif body:
+        card["sub_title_text"] = body
+    parts.append({"msgtype": "template_card", "template_card": card})
+    return parts
+
+
+def _media(message: OutgoingMessage) -> list[Part]:
+    if not message.media_path:
+        raise PermanentSendError("media_missing", "no file given")
+    path = Path(message.media_path)
+    name = message.file_name or path.name
+    suffix = path.suffix.lower()
+    media_type = {OutgoingKind.IMAGE: "image", OutgoingKind.VOICE: "voice"}.get(message.kind, "file")
+    # WeCom shows images only as jpg/png and plays voice only as AMR; anything else goes as a file.
+    if (media_type == "image" and suffix not in (".jpg", ".jpeg", ".png")) or (
+        media_type == "voice" and suffix != ".amr"
+    ):
+        media_type = "file"
+    parts: list[Part] = [MediaPart(media_type, path, name)]
+    if message.text:
+        parts.extend(_texts(message.text))
+    return parts

@@ -1,0 +1,155 @@
+"""The ``craftlink`` command: serve, db upgrade, roster import, demo seed, match, channels check, ...
+
+Every failure a user can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from handlers.settings import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+async def _upgrade(settings: Settings) -> str | None:
+    from storage.db import create_engine
+    from storage.migrate import current_revision, upgrade
+
+    engine = create_engine(settings.database.url)
+    try:
+        await upgrade(engine)
+        return await current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    revision = asyncio.run(_upgrade(settings))
+    print(f"database at revision {revision} ({settings.database.url.split('@')[-1]})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+    from bot.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging(settings)
+    app = create_app(settings)
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    print(f"craftlink serving on http://{host}:{port}" + (f"  (playground: http://{host}:{port}/playground)"
+                                                          if settings.server.playground else ""), flush=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+async def _with_session(settings: Settings, work: Callable[..., object]) -> object:
+    from storage.db import create_engine, session_factory
+
+    engine = create_engine(settings.database.url)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            return await work(session)  # type: ignore[misc]
+    finally:
+        await engine.dispose()
+
+
+def cmd_roster_import(args: argparse.Namespace) -> int:
+    from handlers.clock import SystemClock
+    from handlers.roster import RosterFileError, parse_roster
+    from handlers.roster_import import ImportReport, import_roster
+
+    settings = _settings(args)
+    try:
+        parsed = parse_roster(Path(args.file))
+    except RosterFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def work(session: object) -> ImportReport:
+        return await import_roster(session, parsed, now=SystemClock().now(), apply=not args.dry_run)  # type: ignore[arg-type]
+
+    report = asyncio.run(_with_session(settings, work))
+    assert isinstance(report, ImportReport)
+    for err in report.errors:
+        print(f"第 {err.line} 行：{err.reason}", file=sys.stderr)
+    print(("（预览，未写入）" if args.dry_run else "") + report.summary())
+    return 1 if report.errors and not report.changes else 0
+
+
+def cmd_demo_seed(args: argparse.Namespace) -> int:
+    from bot.demo import seed
+    from handlers.clock import SystemClock
+
+    settings = _settings(args)
+
+    async def work(session: object) -> object:
+        return await seed(session, SystemClock().now())  # type: ignore[arg-type]
+
+    report = asyncio.run(_with_session(settings, work))
+    print(f"demo data ready: {report.summary()}")  # type: ignore[attr-defined]
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="craftlink", description="劳模工匠服务队 chat bot")
+    parser.add_argument("--config", "-c", default=None, help="config file (TOML); default: built-in defaults + env")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations (Alembic) up to the newest").set_defaults(func=cmd_db_upgrade)
+
+    roster = sub.add_parser("roster", help="craftsman roster (花名册)")
+    roster_sub = roster.add_subparsers(dest="roster_command", required=True)
+    imp = roster_sub.add_parser("import", help="import a CSV or XLSX roster (upsert by 编号)")
+    imp.add_argument("file")
+    imp.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    imp.set_defaults(func=cmd_roster_import)
+
+    demo = sub.add_parser("demo", help="demo data")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    demo_sub.add_parser("seed", help="create fictional craftsmen, enterprises and staff").set_defaults(func=cmd_demo_seed)
+
+    for module in ("bot.match_cli", "bot.channels_cli", "bot.staff_cli", "bot.report_cli"):
+        try:
+            mod = __import__(module, fromlist=["add_parser"])
+        except ImportError:
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

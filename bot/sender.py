@@ -1,0 +1,212 @@
+"""The outbox sender: delivers queued messages with retries, in order per conversation, none lost.
+
+A row is claimed by a conditional UPDATE that pushes its ``next_attempt_at`` forward by a lease, so
+another instance skips it while it is in flight; a crash mid-send makes it due again after the lease
+(at-least-once: the platforms' own duplicate checks absorb the rare repeat). A message that can never
+be delivered ends ``dead`` and staff are told; one the platform refuses for now ends ``held``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import ChannelSender, HeldSendError, PermanentSendError, TransientSendError
+from handlers.messages import Channel, OutgoingMessage
+from handlers.outbox import Outbox
+from handlers.services import Services
+from storage.models import Identity, OutboxMessage, OutboxState
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=60)
+POLL_SECONDS = 1.0
+CONCURRENCY = 16
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        services: Services,
+        senders: dict[Channel, ChannelSender],
+    ) -> None:
+        self._sessions = sessions
+        self._services = services
+        self._senders = senders
+        self._wake = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def settle(self) -> int:
+        """Work until nothing is due (tests and the CLI use this instead of waiting); return rounds run."""
+        rounds = 0
+        while True:
+            started = await self.drain()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if not started and not self._tasks:
+                return rounds
+            rounds += 1
+
+    async def start(self) -> None:
+        self._main = asyncio.create_task(self._run(), name="outbox-sender")
+
+    async def stop(self) -> None:
+        if self._main:
+            self._main.cancel()
+            try:
+                await self._main
+            except asyncio.CancelledError:
+                pass
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("outbox pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain(self) -> int:
+        """Start a delivery task for every conversation whose oldest pending message is due."""
+        now = self._services.clock.now()
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.next_attempt_at)
+                    .where(OutboxMessage.state == OutboxState.PENDING.value)
+                    .order_by(OutboxMessage.id)
+                    .limit(2000)
+                )
+            ).all()
+        heads: dict[str, int] = {}
+        for row_id, conversation, due in rows:
+            if conversation not in heads:
+                heads[conversation] = row_id if due <= now else -1
+        started = 0
+        for conversation, row_id in heads.items():
+            if row_id < 0 or conversation in self._busy:
+                continue
+            self._busy.add(conversation)
+            task = asyncio.create_task(self._conversation(conversation))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _conversation(self, conversation: str) -> None:
+        try:
+            async with self._slots:
+                while await self._send_head(conversation):
+                    pass
+        finally:
+            self._busy.discard(conversation)
+
+    async def _send_head(self, conversation: str) -> bool:
+        """Send the oldest pending message of ``conversation`` if due; True to continue with the next."""
+        now = self._services.clock.now()
+        async with self._sessions() as session, session.begin():
+            row = await session.scalar(
+                select(OutboxMessage)
+                .where(OutboxMessage.conversation == conversation, OutboxMessage.state == OutboxState.PENDING.value)
+                .order_by(OutboxMessage.id)
+                .limit(1)
+            )
+            if row is None or row.next_attempt_at > now:
+                return False
+            claimed = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.next_attempt_at == row.next_attempt_at,
+                       OutboxMessage.state == OutboxState.PENDING.value)
+                .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            identity = await session.scalar(
+                select(Identity).where(Identity.channel == row.channel, Identity.channel_user_id == row.address)
+            )
+            extra = dict(identity.extra) if identity else {}
+            if identity is not None and identity.last_seen_at is not None:
+                extra["last_seen_at"] = identity.last_seen_at.isoformat()
+            row_id, channel, address, payload, attempts = row.id, row.channel, row.address, row.payload, row.attempts + 1
+        sender = self._senders.get(Channel(channel))
+        message = OutgoingMessage.from_json(payload)
+        try:
+            if sender is None:
+                raise PermanentSendError("no_channel", f"channel {channel} is not configured")
+            platform_id = await sender.send(address, message, extra=extra)
+        except TransientSendError as exc:
+            await self._retry(row_id, attempts, exc, exc.retry_after)
+            return False
+        except HeldSendError as exc:
+            await self._finish(row_id, OutboxState.HELD, str(exc), alert=True)
+            return True
+        except PermanentSendError as exc:
+            await self._finish(row_id, OutboxState.DEAD, str(exc), alert=True)
+            return True
+        except Exception as exc:  # a bug or an unexpected network error: treat as transient
+            log.warning("send of outbox %s failed: %s", row_id, type(exc).__name__)
+            await self._retry(row_id, attempts, exc, None)
+            return False
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row_id)
+                .values(state=OutboxState.SENT.value, sent_at=self._services.clock.now(), platform_msg_id=platform_id,
+                        last_error="")
+                .execution_options(synchronize_session=False)
+            )
+        self.sent += 1
+        return True
+
+    async def _retry(self, row_id: int, attempts: int, exc: Exception, retry_after: float | None) -> None:
+        if attempts >= self._services.settings.bot.outbox_max_attempts:
+            await self._finish(row_id, OutboxState.DEAD, f"gave up after {attempts} attempts: {exc}", alert=True)
+            return
+        delay = retry_after if retry_after is not None else min(600.0, 2.0 ** attempts) * random.uniform(0.8, 1.2)
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row_id)
+                .values(next_attempt_at=self._services.clock.now() + timedelta(seconds=delay), last_error=str(exc)[:2000])
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _finish(self, row_id: int, state: OutboxState, error: str, *, alert: bool) -> None:
+        """End a message as dead or held; staff are told (unless the message was itself a staff alert)."""
+        async with self._sessions() as session, session.begin():
+            row = await session.get(OutboxMessage, row_id)
+            if row is None:
+                return
+            row.state = state.value
+            row.last_error = error[:2000]
+            if alert and not row.payload.get("staff_alert"):
+                what = "暂存（平台暂不允许发送）" if state == OutboxState.HELD else "发送失败"
+                text = OutgoingMessage.from_json(row.payload).plain_text[:80]
+                outbox = Outbox(session, self._services.clock)
+                await outbox.to_staff(f"⚠️ 一条发给 {row.channel}:{row.address} 的消息{what}：{error[:120]}\n内容：{text}",
+                                      case_id=row.case_id)
+                for r in session.new:
+                    if isinstance(r, OutboxMessage):
+                        r.payload = {**r.payload, "staff_alert": True}  # never alert about an alert
+        self._services.on_outbox()
+
+
+sender_key = web.AppKey("outbox_sender", OutboxSender)

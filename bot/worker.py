@@ -1,0 +1,255 @@
+"""The inbox worker: handles stored messages, one transaction each, in order per conversation.
+
+Only the oldest pending message of a conversation is ever claimable, and a claim is a row lock
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer serialises), so N instances can run
+side by side without handling a message twice or out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import ChannelSender
+from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.pipeline import SORRY, handle_incoming
+from handlers.services import Services
+from storage.models import InboxMessage, InboxState
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 2.0
+CONCURRENCY = 8
+
+
+def to_incoming(row: InboxMessage) -> IncomingMessage:
+    payload = row.payload or {}
+    loc = payload.get("location")
+    return IncomingMessage(
+        channel=Channel(row.channel),
+        sender=row.sender,
+        platform_msg_id=row.platform_msg_id,
+        kind=IncomingKind(row.kind),
+        text=row.text,
+        received_at=row.received_at,
+        media_ref=payload.get("media_ref"),
+        media_path=payload.get("media_path"),
+        location=(float(loc[0]), float(loc[1])) if loc else None,
+        extra=payload.get("extra", {}),
+    )
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        services: Services,
+        senders: dict[Channel, ChannelSender],
+    ) -> None:
+        self._sessions = sessions
+        self._services = services
+        self._senders = senders
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()  # conversations being handled by this process
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self.handled = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def settle(self) -> int:
+        """Work until nothing is due (tests and the CLI use this instead of waiting); return rounds run."""
+        rounds = 0
+        while True:
+            started = await self.drain()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if not started and not self._tasks:
+                return rounds
+            rounds += 1
+
+    async def start(self) -> None:
+        self._main = asyncio.create_task(self._run(), name="inbox-worker")
+
+    async def stop(self) -> None:
+        if self._main:
+            self._main.cancel()
+            try:
+                await self._main
+            except asyncio.CancelledError:
+                pass
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("inbox worker pass failed")  # DB outage: retry on the next wake or poll
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain(self) -> int:
+        """Start handling the head message of every idle conversation; return how many started."""
+        now = self._services.clock.now()
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(InboxMessage.id, InboxMessage.conversation, InboxMessage.not_before)
+                    .where(InboxMessage.state == InboxState.PENDING.value)
+                    .order_by(InboxMessage.id)
+                    .limit(1000)
+                )
+            ).all()
+        heads: dict[str, int] = {}
+        for row_id, conversation, not_before in rows:
+            if conversation in heads or conversation in self._busy:
+                heads.setdefault(conversation, -1)
+                continue
+            heads[conversation] = row_id if not_before is None or not_before <= now else -1
+        started = 0
+        for conversation, row_id in heads.items():
+            if row_id < 0 or conversation in self._busy:
+                continue
+            self._busy.add(conversation)
+            task = asyncio.create_task(self._conversation(conversation, row_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _conversation(self, conversation: str, first_id: int) -> None:
+        try:
+            async with self._slots:
+                row_id: int | None = first_id
+                while row_id is not None:
+                    handled = await self.handle_one(row_id)
+                    if not handled:
+                        break
+                    row_id = await self._next_of(conversation)
+        finally:
+            self._busy.discard(conversation)
+            self._wake.set()
+
+    async def _next_of(self, conversation: str) -> int | None:
+        now = self._services.clock.now()
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(InboxMessage.id, InboxMessage.not_before)
+                    .where(InboxMessage.conversation == conversation, InboxMessage.state == InboxState.PENDING.value)
+                    .order_by(InboxMessage.id)
+                    .limit(1)
+                )
+            ).first()
+        if row is None or (row[1] is not None and row[1] > now):
+            return None
+        return int(row[0])
+
+    async def _resolve_media(self, msg: IncomingMessage) -> IncomingMessage:
+        if not msg.media_ref or msg.media_path:
+            return msg
+        sender: Any = self._senders.get(msg.channel)
+        fetch = getattr(sender, "fetch_media", None)
+        if fetch is None:
+            return msg
+        path = await fetch(msg)  # outside the transaction: a download must not hold the write lock
+        if not path:
+            return msg
+        from dataclasses import replace
+
+        return replace(msg, media_path=path)
+
+    async def handle_one(self, row_id: int) -> bool:
+        """Handle one inbox row in one transaction; True if it is done (or was already done)."""
+        async with self._sessions() as session:
+            row = await session.get(InboxMessage, row_id)
+            if row is None or row.state != InboxState.PENDING.value:
+                return True
+            msg = to_incoming(row)
+        try:
+            msg = await self._resolve_media(msg)
+        except Exception as exc:
+            log.warning("media download failed for inbox %s: %s", row_id, type(exc).__name__)
+        try:
+            async with self._sessions() as session, session.begin():
+                row = await self._claim(session, row_id)
+                if row is None:
+                    return False  # another instance has it, or an earlier message is still pending
+                if msg.media_path and not (row.payload or {}).get("media_path"):
+                    row.payload = {**(row.payload or {}), "media_path": msg.media_path}
+                ctx = await handle_incoming(session, self._services, msg)
+                row.state = InboxState.DONE.value
+                row.handled_at = self._services.clock.now()
+                row.attempts += 1
+            self.handled += 1
+            if ctx is not None and ctx.outbox.written:
+                self._services.on_outbox()
+            return True
+        except Exception as exc:
+            log.exception("handling inbox %s failed", row_id)
+            await self._failed(row_id, exc)
+            return False
+
+    async def _claim(self, session: AsyncSession, row_id: int) -> InboxMessage | None:
+        stmt = select(InboxMessage).where(InboxMessage.id == row_id, InboxMessage.state == InboxState.PENDING.value)
+        if session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        row = await session.scalar(stmt)
+        if row is None:
+            return None
+        earlier = await session.scalar(
+            select(InboxMessage.id).where(
+                InboxMessage.conversation == row.conversation,
+                InboxMessage.id < row.id,
+                InboxMessage.state == InboxState.PENDING.value,
+            ).limit(1)
+        )
+        return None if earlier is not None else row
+
+    async def _failed(self, row_id: int, exc: Exception) -> None:
+        """Back off and retry; after the last attempt the sender is told politely and staff are alerted."""
+        max_attempts = self._services.settings.bot.inbox_max_attempts
+        now = self._services.clock.now()
+        try:
+            async with self._sessions() as session, session.begin():
+                row = await session.get(InboxMessage, row_id)
+                if row is None or row.state != InboxState.PENDING.value:
+                    return
+                row.attempts += 1
+                row.error = f"{type(exc).__name__}: {exc}"[:2000]
+                if row.attempts < max_attempts:
+                    row.not_before = now + timedelta(seconds=min(300, 2 ** row.attempts))
+                    return
+                row.state = InboxState.FAILED.value
+                row.handled_at = now
+                await self._tell_failure(session, row)
+            self._services.on_outbox()
+        except Exception:
+            log.exception("could not record the failure of inbox %s", row_id)
+
+    async def _tell_failure(self, session: AsyncSession, row: InboxMessage) -> None:
+        from handlers.outbox import Outbox
+        from storage.models import Identity
+
+        outbox = Outbox(session, self._services.clock)
+        identity = await session.scalar(
+            select(Identity).where(Identity.channel == row.channel, Identity.channel_user_id == row.sender)
+        )
+        if identity is not None:
+            await outbox.to_identity(identity, SORRY)
+        await outbox.to_staff(f"⚠️ 一条来自 {row.channel} 的消息多次处理失败（收件箱 #{row.id}）：{row.error[:200]}")
+
+
+worker_key = web.AppKey("inbox_worker", InboxWorker)

@@ -1,0 +1,52 @@
+"""One typed context object per handled message (or timer, or console action)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.clock import Clock
+from handlers.dialogs import DialogView
+from handlers.messages import IncomingMessage, OutgoingMessage
+from handlers.outbox import Outbox
+from handlers.services import Services
+from handlers.settings import Settings
+from storage.models import Identity, Person
+
+
+@dataclass
+class HandlerContext:
+    session: AsyncSession
+    services: Services
+    person: Person
+    dialog: DialogView
+    outbox: Outbox
+    identity: Identity | None = None  # where the message came from; None for timers and console actions
+    msg: IncomingMessage | None = None
+    replies: list[OutgoingMessage] = field(default_factory=list)
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def now(self) -> datetime:
+        return self.services.clock.now()
+
+    async def reply(self, message: OutgoingMessage | str) -> None:
+        """Answer the sender on the channel they wrote from (or their best channel)."""
+        if self.identity is not None:
+            await self.outbox.to_identity(self.identity, message)
+        else:
+            await self.outbox.to_person(self.person.id, message)
+        if isinstance(message, OutgoingMessage):
+            self.replies.append(message)
+
+
+class UserError(Exception):
+    """Bad input from a person: the message is the polite Chinese answer; nothing is changed."""

@@ -1,0 +1,131 @@
+"""Craftsman side of an offer: 接单 / 婉拒, with exactly one winner when several tap at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from handlers import timers
+from handlers.cases import add_event, get_case, transition
+from handlers.context import HandlerContext, UserError
+from handlers.dispatch import OFFER_TIMEOUT, offer_next, withdraw_pending
+from handlers.router import Command, Router
+from storage.models import CaseState, Enterprise, Offer, OfferState, Person, Role
+
+router = Router("craftsman.offers")
+DECLINE_REASON = "decline_reason"
+
+
+async def _my_offer(ctx: HandlerContext, case_id: int) -> Offer | None:
+    return await ctx.session.scalar(
+        select(Offer).where(Offer.case_id == case_id, Offer.craftsman_id == ctx.person.id)
+    )
+
+
+@router.command("接单", roles={Role.CRAFTSMAN}, summary="接单 编号 — 接受派给您的需求")
+async def accept(ctx: HandlerContext, cmd: Command) -> None:
+    """Accept an offer: a conditional state change makes exactly one craftsman the winner."""
+    case = await get_case(ctx.session, cmd.number)
+    offer = await _my_offer(ctx, case.id)
+    if offer is None:
+        raise UserError(f"案件 #{case.number} 没有派给您，无法接单。")
+    if offer.state == OfferState.ACCEPTED:
+        await ctx.reply(f"您已接下案件 #{case.number}。")
+        return
+    if offer.state != OfferState.PENDING:
+        taken = case.craftsman_id is not None and case.craftsman_id != ctx.person.id
+        raise UserError(
+            f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！" if taken
+            else f"案件 #{case.number} 的邀请已失效（{_offer_label(offer.state)}）。"
+        )
+    won = await transition(
+        ctx, case, CaseState.ASSIGNED, actor=ctx.person, detail=f"{ctx.person.name} 接单",
+        values={"craftsman_id": ctx.person.id, "accepted_at": ctx.now()},
+    )
+    if not won:
+        await _mark(ctx, offer, OfferState.TAKEN)
+        await ctx.reply(f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！")
+        return
+    await _mark(ctx, offer, OfferState.ACCEPTED)
+    await withdraw_pending(ctx, case, state=OfferState.TAKEN, notify=f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！")
+    await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT])
+    ctx.person.current_case_id = case.id
+    requester = await ctx.session.get(Person, case.requester_id)
+    if requester is not None:
+        requester.current_case_id = case.id
+    enterprise = await ctx.session.get(Enterprise, case.enterprise_id) if case.enterprise_id else None
+    from handlers.craftsman.profile import craftsman_intro  # the profile module owns how we present people
+
+    intro = await craftsman_intro(ctx, ctx.person)
+    await ctx.outbox.to_person(
+        case.requester_id,
+        f"好消息！案件 #{case.number} 已由{intro}接单。\n"
+        "您可以直接在这里发消息和照片，我会转达给师傅；师傅的回复也会发到这里。",
+        case_id=case.id,
+    )
+    contact = requester.name if requester else ""
+    phone = f"，电话 {requester.phone}" if ctx.settings.bot.share_phone and requester and requester.phone else ""
+    await ctx.reply(
+        f"接单成功：案件 #{case.number}。\n企业：{enterprise.name if enterprise else ''}，联系人 {contact}{phone}。\n"
+        f"直接回复消息即转达给企业。\n"
+        f"进展：「进展 {case.number} 内容」 预约上门：「预约 {case.number} 2026-12-01 09:00」 "
+        f"完成：「完成 {case.number} 用时3小时 说明」"
+    )
+    from handlers.followups import after_accept  # nudges and reminders (scheduler issue) hook in here
+
+    await after_accept(ctx, case)
+
+
+def _offer_label(state: str) -> str:
+    return {"declined": "您已婉拒", "expired": "已超时", "taken": "他人已接", "withdrawn": "已撤回"}.get(state, state)
+
+
+async def _mark(ctx: HandlerContext, offer: Offer, state: OfferState, reason: str = "") -> bool:
+    result = await ctx.session.execute(
+        update(Offer)
+        .where(Offer.id == offer.id, Offer.state == OfferState.PENDING.value)
+        .values(state=state.value, answered_at=ctx.now(), reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    await ctx.session.refresh(offer)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+@router.command("婉拒", "拒绝", roles={Role.CRAFTSMAN}, summary="婉拒 编号 原因 — 婉拒派单（原因可选）")
+async def decline(ctx: HandlerContext, cmd: Command) -> None:
+    """Decline an offer; the next candidate gets it. A reason is recorded when given."""
+    case = await get_case(ctx.session, cmd.number)
+    offer = await _my_offer(ctx, case.id)
+    if offer is None or offer.state != OfferState.PENDING:
+        raise UserError(f"案件 #{case.number} 目前没有待您答复的邀请。")
+    reason = cmd.rest.strip()[:300]
+    if not await _mark(ctx, offer, OfferState.DECLINED, reason):
+        raise UserError(f"案件 #{case.number} 的邀请已失效。")
+    await timers.cancel(ctx.session, offer_id=offer.id)
+    await add_event(ctx, ctx.session, case, "offer_declined", at=ctx.now(), actor=ctx.person,
+                    detail=f"{ctx.person.name} 婉拒：{reason or '未说明原因'}", data={"reason": reason})
+    if reason:
+        await ctx.reply(f"已婉拒案件 #{case.number}，感谢告知。")
+    else:
+        ctx.dialog.start(DECLINE_REASON, "reason", {"case_id": case.id})
+        await ctx.reply(f"已婉拒案件 #{case.number}。方便的话回复一句原因（如：本周出差），直接忽略也可以。")
+    if case.state == CaseState.OFFERED:
+        await offer_next(ctx, case)
+
+
+@router.dialog(DECLINE_REASON, ttl=timedelta(minutes=15))
+async def decline_reason(ctx: HandlerContext, text: str) -> None:
+    """The optional reason after a bare 婉拒."""
+    case_id = int(ctx.dialog.data["case_id"])
+    await ctx.dialog.clear()
+    offer = await _my_offer(ctx, case_id)
+    if offer is not None and not offer.reason:
+        offer.reason = text.strip()[:300]
+        from storage.models import Case
+
+        case = await ctx.session.get(Case, case_id)
+        if case is not None:
+            await add_event(ctx, ctx.session, case, "note", at=ctx.now(), actor=ctx.person,
+                            detail=f"婉拒原因：{offer.reason}")
+    await ctx.reply("收到，谢谢！")

@@ -1,0 +1,113 @@
+"""Rating after 完成, and the points it credits to the craftsman (append-only ledger)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from handlers.cases import add_event, get_case, transition
+from handlers.context import HandlerContext, UserError
+from handlers.messages import Button
+from handlers.router import Command, Router
+from storage.models import Case, CaseState, Feedback, Mode, PointsEntry, Role
+
+router = Router("enterprise.feedback")
+RATING = "rating"
+_DIGIT = re.compile(r"^\s*([1-5])\s*(?:分|星)?[\s，,。.]*(.*)$", re.S)
+
+
+def rating_buttons(number: int) -> list[Button]:
+    return [Button("★" * n, f"评价 {number} {n}") for n in range(5, 0, -1)]
+
+
+def credit_points(ctx: HandlerContext, case: Case, rating: int | None) -> float:
+    """Write one ledger entry per rule that applies; return the total credited."""
+    rules = ctx.settings.points
+    assert case.craftsman_id is not None
+    entries: list[tuple[float, str, str]] = [(rules.per_case, "per_case", "完成一次服务")]
+    hours = min(case.help_hours or 0.0, rules.max_hours_counted)
+    if hours > 0 and rules.per_help_hour:
+        entries.append((round(hours * rules.per_help_hour, 2), "per_help_hour", f"服务 {hours:g} 小时"))
+    if case.mode == Mode.ONSITE and rules.onsite_bonus:
+        entries.append((rules.onsite_bonus, "onsite_bonus", "现场服务"))
+    if rating == 5 and rules.rating_5_bonus:
+        entries.append((rules.rating_5_bonus, "rating_5_bonus", "企业五星好评"))
+    elif rating == 4 and rules.rating_4_bonus:
+        entries.append((rules.rating_4_bonus, "rating_4_bonus", "企业四星评价"))
+    for points, rule, note in entries:
+        ctx.session.add(PointsEntry(craftsman_id=case.craftsman_id, case_id=case.id, points=points, rule=rule,
+                                    note=note, at=ctx.now()))
+    return sum(p for p, _, _ in entries)
+
+
+async def record_rating(ctx: HandlerContext, case: Case, rating: int | None, comment: str = "") -> None:
+    """Close a resolved case with its rating (None = closed unrated) and credit the points."""
+    if case.state != CaseState.RESOLVED:
+        raise UserError(f"案件 #{case.number} 目前不在待评价状态。")
+    existing = await ctx.session.scalar(select(Feedback).where(Feedback.case_id == case.id))
+    if existing is not None:
+        raise UserError(f"案件 #{case.number} 已经评价过了，谢谢！")
+    if not await transition(ctx, case, CaseState.CLOSED, actor=ctx.person if rating else None,
+                            detail="企业评价" if rating else "超时未评价，自动结案",
+                            values={"rating": rating, "closed_at": ctx.now()}):
+        raise UserError(f"案件 #{case.number} 目前不在待评价状态。")
+    ctx.session.add(Feedback(case_id=case.id, person_id=ctx.person.id if rating else None, rating=rating,
+                             comment=comment[:500], at=ctx.now()))
+    await add_event(ctx, ctx.session, case, "rating", at=ctx.now(), actor=ctx.person if rating else None,
+                    detail=f"{rating} 分 {comment}".strip() if rating else "未评价", data={"rating": rating})
+    total = credit_points(ctx, case, rating)
+    if case.craftsman_id is not None:
+        stars = f"{'★' * rating}（{rating} 分）" if rating else "企业未评价"
+        remark = f"，评语：{comment}" if comment else ""
+        await ctx.outbox.to_person(case.craftsman_id, f"#{case.number} 已结案：{stars}{remark}。积分 +{total:g}，感谢您的付出！",
+                                   case_id=case.id)
+    from handlers import timers
+
+    await timers.cancel(ctx.session, case_id=case.id)
+
+
+@router.command("评价", roles={Role.ENTERPRISE}, summary="评价 编号 1-5 评语 — 为完成的服务打分")
+async def rate(ctx: HandlerContext, cmd: Command) -> None:
+    """Rate a resolved case of one's own enterprise."""
+    case = await get_case(ctx.session, cmd.number)
+    if case.requester_id != ctx.person.id and case.enterprise_id != ctx.person.enterprise_id:
+        raise UserError(f"案件 #{case.number} 不是贵单位的案件。")
+    m = _DIGIT.match(cmd.rest)
+    if not m:
+        raise UserError(f"请打 1–5 分，例如「评价 {case.number} 5 师傅很专业」。")
+    await record_rating(ctx, case, int(m.group(1)), m.group(2).strip())
+    if ctx.dialog.flow == RATING:
+        await ctx.dialog.clear()
+    await ctx.reply(f"感谢评价！案件 #{case.number} 已结案。有新的问题随时发给我。")
+
+
+@router.dialog(RATING, ttl=timedelta(days=3))
+async def rating_reply(ctx: HandlerContext, text: str) -> None:
+    """After 完成, a reply of just a digit (optionally with a comment) is the rating."""
+    m = _DIGIT.match(text)
+    case = await ctx.session.get(Case, int(ctx.dialog.data["case_id"]))
+    if case is None or case.state != CaseState.RESOLVED:
+        await ctx.dialog.clear()
+        from handlers.enterprise.chat import enterprise_text  # not a rating after all: treat as a message
+
+        await enterprise_text(ctx, text)
+        return
+    if not m:
+        # Not a digit: the conversation goes on (a question to the craftsman, a new request).
+        await ctx.dialog.clear()
+        from handlers.enterprise.chat import enterprise_text
+
+        await enterprise_text(ctx, text)
+        return
+    await ctx.dialog.clear()
+    await record_rating(ctx, case, int(m.group(1)), m.group(2).strip())
+    await ctx.reply(f"感谢评价！案件 #{case.number} 已结案。有新的问题随时发给我。")
+
+
+async def close_unrated(ctx: HandlerContext, case: Case) -> None:
+    """Auto-close after the feedback window: recorded as unrated, not as a score."""
+    await record_rating(ctx, case, None)
+
+

@@ -1,0 +1,79 @@
+"""Writing outgoing messages: rows in the handler's transaction, sent after commit by ``bot/sender``."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.clock import Clock
+from handlers.messages import OutgoingMessage, text
+from storage.models import Identity, OutboxMessage, Person, Role
+
+
+async def best_identity(session: AsyncSession, person_id: int) -> Identity | None:
+    """The identity a person was last seen on: where an unsolicited message most likely reaches them."""
+    rows = (
+        await session.scalars(select(Identity).where(Identity.person_id == person_id).order_by(Identity.id))
+    ).all()
+    if not rows:
+        return None
+    seen = [r for r in rows if r.last_seen_at is not None]
+    return max(seen, key=lambda r: r.last_seen_at) if seen else rows[0]  # type: ignore[arg-type,return-value]
+
+
+class Outbox:
+    """Queues messages to people; nothing leaves until the transaction commits."""
+
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self._session = session
+        self._clock = clock
+        self.written = 0
+
+    async def to_identity(
+        self, identity: Identity, message: OutgoingMessage | str, *, case_id: int | None = None
+    ) -> OutboxMessage:
+        msg = text(message) if isinstance(message, str) else message
+        now = self._clock.now()
+        row = OutboxMessage(
+            person_id=identity.person_id,
+            channel=identity.channel,
+            address=identity.channel_user_id,
+            conversation=f"{identity.channel}:{identity.channel_user_id}",
+            case_id=case_id,
+            payload=msg.to_json(),
+            next_attempt_at=now,
+            created_at=now,
+        )
+        self._session.add(row)
+        self.written += 1
+        return row
+
+    async def to_person(
+        self, person_id: int, message: OutgoingMessage | str, *, case_id: int | None = None
+    ) -> OutboxMessage | None:
+        identity = await best_identity(self._session, person_id)
+        if identity is None:
+            return None  # a person with no channel (e.g. imported without 账号): staff see it on the board
+        return await self.to_identity(identity, message, case_id=case_id)
+
+    async def to_staff(
+        self, message: OutgoingMessage | str, *, case_id: int | None = None, groups: tuple[str, ...] = ()
+    ) -> int:
+        """Tell every staff member (and group leads of ``groups``). Returns how many were queued."""
+        from storage.models import StaffMember  # local: keeps the import graph of this module small
+
+        rows = (
+            await self._session.execute(
+                select(Person, StaffMember)
+                .join(StaffMember, StaffMember.person_id == Person.id, isouter=True)
+                .where(Person.role == Role.STAFF.value)
+                .order_by(Person.id)
+            )
+        ).all()
+        count = 0
+        for person, staff in rows:
+            if staff is not None and staff.staff_role == "group_lead" and not set(staff.groups) & set(groups):
+                continue
+            if await self.to_person(person.id, message, case_id=case_id):
+                count += 1
+        return count

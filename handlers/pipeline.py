@@ -1,0 +1,103 @@
+"""Handling one inbox message: identify the person, load their dialog, route, all in one transaction."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers import build_router
+from handlers.context import HandlerContext, UserError
+from handlers.dialogs import DialogView
+from handlers.messages import IncomingKind, IncomingMessage
+from handlers.outbox import Outbox
+from handlers.services import Services
+from storage.models import Identity, Person, Role
+
+log = logging.getLogger(__name__)
+SORRY = "抱歉，系统暂时出了点问题，您的消息没能处理。工作人员已收到提醒，请稍后再试。"
+
+
+async def identify(session: AsyncSession, services: Services, msg: IncomingMessage) -> Identity | None:
+    """The identity behind a message; an unknown sender becomes a new enterprise contact (or is ignored)."""
+    identity = await session.scalar(
+        select(Identity).where(Identity.channel == msg.channel.value, Identity.channel_user_id == msg.sender)
+    )
+    now = services.clock.now()
+    if identity is None:
+        if services.settings.bot.unknown_user_role == "ignore" and msg.channel.value in ("wecom", "dingtalk"):
+            return None
+        person = Person(role=Role.ENTERPRISE.value, name="", created_at=now)
+        session.add(person)
+        await session.flush()
+        identity = Identity(person_id=person.id, channel=msg.channel.value, channel_user_id=msg.sender, extra={})
+        session.add(identity)
+    identity.last_seen_at = now
+    webhook = msg.extra.get("session_webhook")
+    if webhook:
+        identity.extra = {**identity.extra, "session_webhook": webhook,
+                          "session_webhook_expires_ms": msg.extra.get("session_webhook_expires_ms")}
+    await session.flush()
+    return identity
+
+
+async def handle_incoming(session: AsyncSession, services: Services, msg: IncomingMessage) -> HandlerContext | None:
+    """Handle ``msg`` inside the caller's transaction. Bad input is answered politely and changes nothing."""
+    identity = await identify(session, services, msg)
+    if identity is None:
+        log.info("ignored message from unknown %s user", msg.channel.value)
+        return None
+    person = await session.get(Person, identity.person_id)
+    assert person is not None
+    ctx = HandlerContext(
+        session=session,
+        services=services,
+        person=person,
+        dialog=await DialogView.load(session, services.clock, person.id),
+        outbox=Outbox(session, services.clock),
+        identity=identity,
+        msg=msg,
+    )
+    savepoint = await session.begin_nested()
+    try:
+        await route(ctx, msg)
+        await savepoint.commit()
+    except UserError as err:
+        await savepoint.rollback()
+        # The rollback expired what the savepoint touched; reload the context's rows before answering.
+        await session.refresh(person)
+        await session.refresh(identity)
+        ctx.dialog = await DialogView.load(session, services.clock, person.id)
+        await ctx.reply(str(err))
+    return ctx
+
+
+async def route(ctx: HandlerContext, msg: IncomingMessage) -> None:
+    router = build_router()
+    if msg.kind in (IncomingKind.IMAGE, IncomingKind.VOICE, IncomingKind.FILE):
+        caption = msg.text.strip()
+        if ctx.person.role == Role.ENTERPRISE:
+            from handlers.enterprise.chat import enterprise_media
+
+            await enterprise_media(ctx, msg.kind.value, msg.media_path, caption)
+            return
+        from handlers.relay import relay
+
+        if not await relay(ctx, text=caption, media_path=msg.media_path, kind=msg.kind.value):
+            await ctx.reply("已收到。您目前没有进行中的案件，文件未转发。")
+        return
+    if msg.kind == IncomingKind.EVENT:
+        if msg.text in ("subscribe", "enter_agent") and ctx.person.role == Role.ENTERPRISE and not ctx.person.enterprise_id:
+            from handlers.enterprise.intake import start_registration
+
+            if ctx.dialog.flow is None:
+                await start_registration(ctx, "")
+        return
+    text = msg.text
+    if msg.kind == IncomingKind.LOCATION:
+        text = f"位置：{msg.text}" if msg.text else "位置"
+    if not text.strip():
+        await ctx.reply("请用文字描述，或回复「帮助」查看可用指令。")
+        return
+    await router.dispatch(ctx, text[:2000])

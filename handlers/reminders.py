@@ -1,0 +1,142 @@
+"""The bot's own chasing: progress nudges, appointment reminders, feedback reminders and auto-close.
+
+Every reminder is a ``timers`` row scheduled in the transaction of the milestone it follows;
+re-scheduling cancels the previous rows of the same kinds, so a changed appointment never reminds
+at the old time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from handlers import timers
+from handlers.cases import add_event
+from handlers.context import HandlerContext
+from handlers.messages import Button, card
+from storage.models import ACTIVE_STATES, Case, CaseState, Timer
+
+PROGRESS_NUDGE = "progress_nudge"
+PROGRESS_ESCALATE = "progress_escalate"
+APPOINTMENT_EVE = "appointment_eve"
+APPOINTMENT_SOON = "appointment_soon"
+FEEDBACK_NUDGE = "feedback_nudge"
+FEEDBACK_CLOSE = "feedback_close"
+ENTERPRISE_FOLLOWUP = "enterprise_followup"
+
+
+async def reset_progress_clock(ctx: HandlerContext, case: Case) -> None:
+    """Any progress, message or appointment restarts the 24 h nudge / 48 h staff alert."""
+    t = ctx.settings.timers
+    now = ctx.now()
+    await timers.cancel(ctx.session, case_id=case.id, kinds=[PROGRESS_NUDGE, PROGRESS_ESCALATE])
+    timers.schedule(ctx.session, PROGRESS_NUDGE, now + timedelta(hours=t.progress_nudge_h), now=now,
+                    case_id=case.id, person_id=case.craftsman_id)
+    timers.schedule(ctx.session, PROGRESS_ESCALATE, now + timedelta(hours=t.progress_escalate_h), now=now,
+                    case_id=case.id)
+
+
+async def schedule_appointment(ctx: HandlerContext, case: Case) -> None:
+    """The evening before (18:00 local) and one hour before, to both sides."""
+    assert case.appointment_at is not None
+    t = ctx.settings.timers
+    now = ctx.now()
+    await timers.cancel(ctx.session, case_id=case.id, kinds=[APPOINTMENT_EVE, APPOINTMENT_SOON])
+    local = case.appointment_at.astimezone(ctx.settings.tz)
+    hh, mm = (int(x) for x in t.appointment_eve_at.split(":"))
+    eve = datetime.combine(local.date() - timedelta(days=1), time(hh, mm), tzinfo=ctx.settings.tz)
+    soon = case.appointment_at - timedelta(minutes=t.appointment_before_min)
+    when = case.appointment_at.isoformat()
+    if eve > now:
+        timers.schedule(ctx.session, APPOINTMENT_EVE, eve, now=now, case_id=case.id, payload={"at": when})
+    if soon > now:
+        timers.schedule(ctx.session, APPOINTMENT_SOON, soon, now=now, case_id=case.id, payload={"at": when})
+
+
+async def schedule_feedback(ctx: HandlerContext, case: Case) -> None:
+    t = ctx.settings.timers
+    now = ctx.now()
+    await timers.cancel(ctx.session, case_id=case.id, kinds=[PROGRESS_NUDGE, PROGRESS_ESCALATE, ENTERPRISE_FOLLOWUP])
+    timers.schedule(ctx.session, FEEDBACK_NUDGE, now + timedelta(hours=t.feedback_nudge_h), now=now,
+                    case_id=case.id, person_id=case.requester_id)
+    timers.schedule(ctx.session, FEEDBACK_CLOSE, now + timedelta(hours=t.feedback_autoclose_h), now=now,
+                    case_id=case.id)
+
+
+async def _case(ctx: HandlerContext, timer: Timer) -> Case | None:
+    return await ctx.session.get(Case, timer.case_id) if timer.case_id else None
+
+
+@timers.on_timer(PROGRESS_NUDGE)
+async def on_progress_nudge(ctx: HandlerContext, timer: Timer) -> None:
+    """24 h without progress: ask the craftsman, with one-tap answers."""
+    case = await _case(ctx, timer)
+    if case is None or CaseState(case.state) not in ACTIVE_STATES or case.craftsman_id is None:
+        return
+    n = case.number
+    await ctx.outbox.to_person(case.craftsman_id, card(
+        f"#{n} 进展如何？",
+        f"案件 #{n} 已超过 {ctx.settings.timers.progress_nudge_h:g} 小时没有进展记录。\n{case.text[:60]}",
+        [Button("已在处理", f"已在处理 {n}"), Button("需要协助", f"需要协助 {n}"), Button("无法继续", f"无法继续 {n}")],
+    ), case_id=case.id)
+    await add_event(ctx, ctx.session, case, "nudge", at=ctx.now(), detail="提醒师傅更新进展")
+
+
+@timers.on_timer(PROGRESS_ESCALATE)
+async def on_progress_escalate(ctx: HandlerContext, timer: Timer) -> None:
+    """48 h without progress: staff are told."""
+    case = await _case(ctx, timer)
+    if case is None or CaseState(case.state) not in ACTIVE_STATES:
+        return
+    hours = ctx.settings.timers.progress_escalate_h
+    await ctx.outbox.to_staff(f"⚠️ 案件 #{case.number}（{case.trade_group}）已 {hours:g} 小时没有进展，请跟进。回复「查 {case.number}」查看。",
+                              case_id=case.id, groups=(case.trade_group,))
+    await add_event(ctx, ctx.session, case, "stalled", at=ctx.now(), detail=f"{hours:g} 小时无进展，已通知工作人员")
+
+
+async def _appointment_reminder(ctx: HandlerContext, timer: Timer, when_text: str) -> None:
+    case = await _case(ctx, timer)
+    if case is None or CaseState(case.state) not in ACTIVE_STATES or case.appointment_at is None:
+        return
+    if case.appointment_at.isoformat() != timer.payload.get("at"):
+        return  # the appointment moved: this reminder belongs to the old time
+    shown = case.appointment_at.astimezone(ctx.settings.tz).strftime("%m月%d日 %H:%M")
+    addr = f"，地址：{case.address}" if case.address else ""
+    await ctx.outbox.to_person(case.requester_id, f"提醒：{when_text}（{shown}）工匠师傅将上门服务（#{case.number}）{addr}。", case_id=case.id)
+    if case.craftsman_id:
+        await ctx.outbox.to_person(case.craftsman_id, f"提醒：{when_text}（{shown}）请上门服务 #{case.number}{addr}。", case_id=case.id)
+
+
+@timers.on_timer(APPOINTMENT_EVE)
+async def on_appointment_eve(ctx: HandlerContext, timer: Timer) -> None:
+    """The evening before an on-site visit."""
+    await _appointment_reminder(ctx, timer, "明天")
+
+
+@timers.on_timer(APPOINTMENT_SOON)
+async def on_appointment_soon(ctx: HandlerContext, timer: Timer) -> None:
+    """An hour before an on-site visit."""
+    await _appointment_reminder(ctx, timer, "一小时后")
+
+
+@timers.on_timer(FEEDBACK_NUDGE)
+async def on_feedback_nudge(ctx: HandlerContext, timer: Timer) -> None:
+    """24 h after 完成 without a rating: ask once more."""
+    case = await _case(ctx, timer)
+    if case is None or case.state != CaseState.RESOLVED:
+        return
+    from handlers.feedback import rating_buttons
+
+    await ctx.outbox.to_person(case.requester_id, card(
+        f"请为 #{case.number} 打分", "师傅的服务您还满意吗？点一下星级即可（1–5 分）。", rating_buttons(case.number)
+    ), case_id=case.id)
+
+
+@timers.on_timer(FEEDBACK_CLOSE)
+async def on_feedback_close(ctx: HandlerContext, timer: Timer) -> None:
+    """72 h without a rating: close as unrated (not as a score)."""
+    case = await _case(ctx, timer)
+    if case is None or case.state != CaseState.RESOLVED:
+        return
+    from handlers.feedback import close_unrated
+
+    await close_unrated(ctx, case)

@@ -1,0 +1,129 @@
+"""Routers per role and flow, composed in ``handlers.build_router``; first match wins.
+
+A message is, in order: a command of the sender's role (``接单 1024``), else the next step of the
+sender's open dialog, else the role's fallback (relay to the current case, or a new request).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from handlers.context import HandlerContext
+from storage.models import Role
+
+_COMMAND = re.compile(r"^\s*([\u4e00-\u9fffA-Za-z]+?)\s*(#?\d+)?(?:\s+(.*))?\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command: ``完成 1024 用时3小时 说明`` → name 完成, number 1024, rest 用时3小时 说明."""
+
+    name: str
+    number: int | None
+    rest: str
+    raw: str
+
+    @property
+    def args(self) -> list[str]:
+        return self.rest.split()
+
+
+def parse_command(text: str, names: set[str]) -> Command | None:
+    """Split off a known command word; tolerate 「接单1024」, 「接单 #1024」 and full-width spaces."""
+    raw = text.replace("\u3000", " ").strip()
+    for name in sorted(names, key=len, reverse=True):
+        if raw == name or raw.startswith(name):
+            tail = raw[len(name) :].strip()
+            m = re.match(r"^#?(\d+)\b\s*(.*)$", tail, re.S)
+            if m:
+                return Command(name, int(m.group(1)), m.group(2).strip(), raw)
+            if tail and raw[len(name)] not in " #" and not tail[0].isdigit() and name not in _FREE_TAIL:
+                continue  # 「完成了吗」 is not the command 完成
+            return Command(name, None, tail, raw)
+    return None
+
+
+_FREE_TAIL = {"婉拒", "驳回", "动员", "菜单", "免打扰", "预约", "派单", "进展"}
+
+CommandHandler = Callable[[HandlerContext, Command], Awaitable[None]]
+DialogHandler = Callable[[HandlerContext, str], Awaitable[None]]
+Fallback = Callable[[HandlerContext, str], Awaitable[None]]
+
+
+@dataclass
+class _CommandRoute:
+    names: tuple[str, ...]
+    roles: frozenset[Role]
+    handler: CommandHandler
+    summary: str
+
+
+@dataclass
+class Router:
+    name: str
+    commands: list[_CommandRoute] = field(default_factory=list)
+    dialogs: dict[str, DialogHandler] = field(default_factory=dict)
+    dialog_ttl: dict[str, timedelta] = field(default_factory=dict)
+    fallbacks: dict[Role, Fallback] = field(default_factory=dict)
+
+    def command(self, *names: str, roles: set[Role], summary: str = "") -> Callable[[CommandHandler], CommandHandler]:
+        def register(fn: CommandHandler) -> CommandHandler:
+            self.commands.append(_CommandRoute(names, frozenset(roles), fn, summary))
+            return fn
+
+        return register
+
+    def dialog(self, flow: str, *, ttl: timedelta | None = None) -> Callable[[DialogHandler], DialogHandler]:
+        """Register a dialog's step handler; past ``ttl`` of silence the dialog is dropped, not continued."""
+
+        def register(fn: DialogHandler) -> DialogHandler:
+            self.dialogs[flow] = fn
+            if ttl is not None:
+                self.dialog_ttl[flow] = ttl
+            return fn
+
+        return register
+
+    def fallback(self, role: Role) -> Callable[[Fallback], Fallback]:
+        def register(fn: Fallback) -> Fallback:
+            self.fallbacks[role] = fn
+            return fn
+
+        return register
+
+    def include(self, *routers: Router) -> Router:
+        for r in routers:
+            self.commands.extend(r.commands)
+            self.dialogs.update(r.dialogs)
+            self.dialog_ttl.update(r.dialog_ttl)
+            self.fallbacks.update(r.fallbacks)
+        return self
+
+    def names_for(self, role: Role) -> set[str]:
+        return {n for c in self.commands if role in c.roles for n in c.names}
+
+    def help_lines(self, role: Role) -> list[str]:
+        return [c.summary for c in self.commands if role in c.roles and c.summary]
+
+    async def dispatch(self, ctx: HandlerContext, text: str) -> None:
+        role = Role(ctx.person.role)
+        cmd = parse_command(text, self.names_for(role))
+        if cmd is not None:
+            for route in self.commands:
+                if role in route.roles and cmd.name in route.names:
+                    await route.handler(ctx, cmd)
+                    return
+        flow = ctx.dialog.flow
+        ttl = self.dialog_ttl.get(flow or "")
+        if ttl is not None and ctx.dialog.updated_at is not None and ctx.now() - ctx.dialog.updated_at > ttl:
+            await ctx.dialog.clear()
+            flow = None
+        if flow is not None and flow in self.dialogs:
+            await self.dialogs[flow](ctx, text)
+            return
+        fallback = self.fallbacks.get(role)
+        if fallback is not None:
+            await fallback(ctx, text)

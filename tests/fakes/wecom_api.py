@@ -1,0 +1,229 @@
+"""A fake WeCom on loopback: the HTTP API craftlink calls, and callbacks signed as WeCom signs them.
+
+Behaviour (platforms.md §3), on an injected clock:
+
+- ``GET /cgi-bin/gettoken`` → ``{access_token, expires_in}``; the same token while it is valid (as
+  documented), a new one after it expires. A wrong corpid/secret → errcode 40001.
+  ``expire_tokens()`` makes every issued token answer 42001; ``revoke_tokens()`` makes them 40014.
+- ``POST /cgi-bin/message/send``: checks the token, ``agentid`` and ``msgtype``; ``fail_next(...)``
+  queues failures (an HTTP status or an errcode such as 45009) for the next calls; ``delay_s`` makes
+  every API answer late (for timeouts). More than 30/min or 1000/h to one member is **dropped
+  silently** (errcode 0, recorded in :attr:`dropped`, not in :attr:`sent`), as the doc says.
+  ``enable_duplicate_check`` drops a repeat of the same content to the same user (recorded nowhere).
+- ``POST /cgi-bin/media/upload`` stores the file and answers a ``media_id``;
+  ``GET /cgi-bin/media/get`` serves a file added with :meth:`add_media` (or uploaded), else 40007.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from wechatpy.crypto import _get_signature
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
+
+from handlers.clock import Clock
+
+TOKEN_LIFETIME_S = 7200
+
+
+@dataclass
+class Media:
+    data: bytes
+    content_type: str
+    filename: str
+
+
+class FakeWeCom:
+    def __init__(
+        self, clock: Clock, *, corp_id: str = "wwcorp", secret: str = "corpsecret", agent_id: int = 1000002
+    ):
+        self.clock = clock
+        self.corp_id = corp_id
+        self.secret = secret
+        self.agent_id = agent_id
+        self.sent: list[dict[str, Any]] = []
+        self.dropped: list[dict[str, Any]] = []
+        self.token_fetches = 0
+        self.send_calls = 0
+        self.delay_s = 0.0
+        self.media: dict[str, Media] = {}
+        self._tokens: dict[str, tuple[float, int]] = {}  # token → (expiry epoch s, errcode once dead)
+        self._current = ""
+        self._failures: deque[tuple[str, int]] = deque()
+        self._per_user: dict[str, deque[float]] = {}
+        self._seen_content: set[tuple[str, str]] = set()
+        self._ids = itertools.count(1)
+        self._server: TestServer | None = None
+        self.app = web.Application()
+        self.app.router.add_get("/cgi-bin/gettoken", self._gettoken)
+        self.app.router.add_post("/cgi-bin/message/send", self._send)
+        self.app.router.add_post("/cgi-bin/media/upload", self._upload)
+        self.app.router.add_get("/cgi-bin/media/get", self._media_get)
+
+    async def start(self) -> None:
+        self._server = TestServer(self.app, host="127.0.0.1")
+        await self._server.start_server()
+
+    async def close(self) -> None:
+        if self._server:
+            await self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None
+        return str(self._server.make_url("")).rstrip("/")
+
+    # --- knobs -----------------------------------------------------------------------------------------
+    def expire_tokens(self) -> None:
+        self._tokens = {t: (0.0, 42001) for t in self._tokens}
+
+    def revoke_tokens(self) -> None:
+        self._tokens = {t: (0.0, 40014) for t in self._tokens}
+
+    def fail_next(self, *failures: tuple[str, int]) -> None:
+        """Queue ("status", 503) / ("errcode", 45009) answers for the next message/send calls."""
+        self._failures.extend(failures)
+
+    def add_media(self, data: bytes, content_type: str = "image/jpeg", filename: str = "photo.jpg") -> str:
+        media_id = f"media{next(self._ids)}"
+        self.media[media_id] = Media(data, content_type, filename)
+        return media_id
+
+    # --- handlers --------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    def _token_error(self, request: web.Request) -> web.Response | None:
+        token = request.query.get("access_token", "")
+        if token not in self._tokens:
+            return web.json_response({"errcode": 40014, "errmsg": "invalid access_token"})
+        expiry, code = self._tokens[token]
+        if self._now() >= expiry:
+            return web.json_response({"errcode": code, "errmsg": "access_token expired"})
+        return None
+
+    async def _gettoken(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay_s)
+        if request.query.get("corpid") != self.corp_id or request.query.get("corpsecret") != self.secret:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        self.token_fetches += 1
+        if self._current not in self._tokens or self._now() >= self._tokens[self._current][0]:
+            self._current = f"tok{next(self._ids)}"
+            self._tokens[self._current] = (self._now() + TOKEN_LIFETIME_S, 42001)
+        expires_in = int(self._tokens[self._current][0] - self._now())
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "access_token": self._current, "expires_in": expires_in}
+        )
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self.send_calls += 1
+        await asyncio.sleep(self.delay_s)
+        if self._failures:
+            what, value = self._failures.popleft()
+            if what == "status":
+                return web.Response(status=value, text="upstream error")
+            return web.json_response({"errcode": value, "errmsg": "simulated"})
+        if (err := self._token_error(request)) is not None:
+            return err
+        body = json.loads(await request.read())
+        if body.get("agentid") != self.agent_id:
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        msgtype = body.get("msgtype")
+        if (
+            msgtype not in ("text", "markdown", "template_card", "image", "voice", "file")
+            or msgtype not in body
+        ):
+            return web.json_response({"errcode": 40008, "errmsg": "invalid message type"})
+        user = body["touser"]
+        content = json.dumps(body[msgtype], sort_keys=True, ensure_ascii=False)
+        if body.get("enable_duplicate_check") and (user, content) in self._seen_content:
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"dup{next(self._ids)}"})
+        self._seen_content.add((user, content))
+        times = self._per_user.setdefault(user, deque())
+        now = self._now()
+        while times and now - times[0] >= 3600:
+            times.popleft()
+        if sum(1 for t in times if now - t < 60) >= 30 or len(times) >= 1000:
+            self.dropped.append(body)
+        else:
+            self.sent.append(body)
+        times.append(now)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"msg{next(self._ids)}"})
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        if (err := self._token_error(request)) is not None:
+            return err
+        post = await request.post()
+        field = post.get("media")
+        if not isinstance(field, web.FileField):
+            return web.json_response({"errcode": 41004, "errmsg": "media field missing"})
+        media_id = f"up{next(self._ids)}"
+        self.media[media_id] = Media(field.file.read(), field.content_type, field.filename)
+        return web.json_response({"errcode": 0, "type": request.query.get("type"), "media_id": media_id})
+
+    async def _media_get(self, request: web.Request) -> web.Response:
+        if (err := self._token_error(request)) is not None:
+            return err
+        media = self.media.get(request.query.get("media_id", ""))
+        if media is None:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        return web.Response(
+            body=media.data,
+            content_type=media.content_type,
+            headers={"Content-Disposition": f'attachment; filename="{media.filename}"'},
+        )
+
+
+class WeComPlatform:
+    """Builds callbacks exactly as WeCom does (AES + msg_signature), for driving the real endpoint."""
+
+    def __init__(self, token: str, encoding_aes_key: str, corp_id: str) -> None:
+        self.token = token
+        self.corp_id = corp_id
+        self.crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
+
+    def encrypt(self, plain: str) -> str:
+        return str(PrpCrypto(self.crypto.key).encrypt(plain, self.corp_id).decode())
+
+    def url_check(self, echo: str, *, timestamp: str | None = None, nonce: str = "5555") -> dict[str, str]:
+        ts = timestamp or str(int(time.time()))
+        enc = self.encrypt(echo)
+        return {
+            "msg_signature": _get_signature(self.token, ts, nonce, enc),
+            "timestamp": ts,
+            "nonce": nonce,
+            "echostr": enc,
+        }
+
+    def post(self, plain_xml: str, *, timestamp: str, nonce: str = "7777") -> tuple[dict[str, str], str]:
+        enc = self.encrypt(plain_xml)
+        body = (
+            f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{enc}]]></Encrypt><AgentID><![CDATA[1000002]]></AgentID></xml>"
+        )
+        query = {
+            "msg_signature": _get_signature(self.token, timestamp, nonce, enc),
+            "timestamp": timestamp,
+            "nonce": nonce,
+        }
+        return query, body
+
+
+def message_xml(
+    corp_id: str, user: str, created: int, msg_type: str, fields: str, msg_id: int | None = None
+) -> str:
+    """A plaintext callback message; ``fields`` is the type-specific XML."""
+    mid = f"<MsgId>{msg_id}</MsgId>" if msg_id is not None else ""
+    return (
+        f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[{msg_type}]]></MsgType>{fields}{mid}"
+        f"<AgentID>1000002</AgentID></xml>"
+    )
