@@ -23,7 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def one(size: int, rounds: int) -> dict[str, float]:
-    from handlers.matching import CraftsmanProfile, CraftsmanStatus, MatchIndex, MatchRequest, shipped_taxonomy
+    from handlers.matching import (
+        CraftsmanProfile,
+        CraftsmanStatus,
+        MatchIndex,
+        MatchRequest,
+        shipped_taxonomy,
+    )
     from handlers.matching.tokenize import split_maximal  # noqa: F401  (import cost outside timings)
     from tests.matching.data.make_roster import generate
     from tests.matching.evalkit import load_cases

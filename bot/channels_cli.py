@@ -57,7 +57,9 @@ class CheckResult:
         return f"{'✔' if self.ok else '✘'} {self.channel}: {self.detail}"
 
 
-async def _call(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+async def _call(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, dict[str, Any]]:
     async with http.request(method, url, **kwargs) as resp:
         data = await resp.json(content_type=None)
         return resp.status, data if isinstance(data, dict) else {}
@@ -70,7 +72,9 @@ def _wx_result(name: str, status: int, data: dict[str, Any], hints: dict[int, st
     if isinstance(errcode, int) and errcode != 0:
         hint = hints.get(errcode, str(data.get("errmsg", ""))[:120])
         return CheckResult(name, False, f"errcode {errcode}：{hint}")
-    return CheckResult(name, False, f"HTTP {status}：意外的应答，检查 api_base / unexpected answer, check api_base")
+    return CheckResult(
+        name, False, f"HTTP {status}：意外的应答，检查 api_base / unexpected answer, check api_base"
+    )
 
 
 async def check_wecom(http: aiohttp.ClientSession, s: WeComSettings) -> CheckResult:
@@ -81,7 +85,12 @@ async def check_wecom(http: aiohttp.ClientSession, s: WeComSettings) -> CheckRes
 
 async def check_wechat(http: aiohttp.ClientSession, s: WeChatSettings) -> CheckResult:
     url = s.api_base.rstrip("/") + "/cgi-bin/stable_token"
-    body = {"grant_type": "client_credential", "appid": s.app_id, "secret": s.app_secret, "force_refresh": False}
+    body = {
+        "grant_type": "client_credential",
+        "appid": s.app_id,
+        "secret": s.app_secret,
+        "force_refresh": False,
+    }
     status, data = await _call(http, "POST", url, json=body)
     return _wx_result("微信服务号 WeChat", status, data, WECHAT_HINTS)
 
@@ -91,13 +100,17 @@ async def check_dingtalk(http: aiohttp.ClientSession, s: DingTalkSettings) -> Ch
     url = s.api_base.rstrip("/") + "/v1.0/oauth2/accessToken"
     status, data = await _call(http, "POST", url, json={"appKey": s.app_key, "appSecret": s.app_secret})
     if status == 200 and data.get("accessToken"):
-        note = "" if s.robot_code == s.app_key else "；注意 robot_code 与 app_key 不同（企业内部应用通常相同）"
+        note = (
+            "" if s.robot_code == s.app_key else "；注意 robot_code 与 app_key 不同（企业内部应用通常相同）"
+        )
         return CheckResult(name, True, f"OK（token 有效期 {data.get('expireIn', '?')} 秒）{note}")
     code, message = str(data.get("code", "")), str(data.get("message", ""))[:120]
     if status >= 500 or not code:
         return CheckResult(name, False, f"HTTP {status}：平台繁忙或 api_base 不对，稍后再试 / platform error")
     if "ip" in code.lower() and "white" in code.lower():
-        hint = "本机 IP 不在应用的 IP 白名单：开发者后台 → 安全设置 加入本机出口 IP / server IP not whitelisted"
+        hint = (
+            "本机 IP 不在应用的 IP 白名单：开发者后台 → 安全设置 加入本机出口 IP / server IP not whitelisted"
+        )
     else:
         hint = "检查 [dingtalk].app_key / app_secret（应用凭证的 Client ID / Client Secret）/ check app key and secret"
     return CheckResult(name, False, f"{code}（{message}）：{hint}")
@@ -107,7 +120,9 @@ async def _guarded(name: str, base: str, check: Awaitable[CheckResult]) -> Check
     try:
         return await check
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        return CheckResult(name, False, f"无法连接 {base}（{type(exc).__name__}）：检查网络、代理和 DNS / unreachable")
+        return CheckResult(
+            name, False, f"无法连接 {base}（{type(exc).__name__}）：检查网络、代理和 DNS / unreachable"
+        )
 
 
 async def check_all(settings: Settings, *, http: aiohttp.ClientSession | None = None) -> list[CheckResult]:
@@ -143,7 +158,7 @@ def run(args: argparse.Namespace, *, out: IO[str] | None = None) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``channels check`` on the main CLI's subparsers."""
     p = subparsers.add_parser("channels", help="渠道（企业微信/服务号/钉钉）/ chat platform channels")
     sub = p.add_subparsers(dest="channels_command", required=True)

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.clock import Clock
+from storage.db import dialect_of
 from handlers.messages import IncomingMessage
 from storage.models import InboxMessage, InboxState
 
@@ -125,7 +126,7 @@ class Intake:
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
         async with self._sessions() as session, session.begin():
-            dialect = session.bind.dialect.name
+            dialect = dialect_of(session)
             ins = postgresql.insert(InboxMessage) if dialect == "postgresql" else sqlite.insert(InboxMessage)
             stmt = (
                 ins.values(rows)

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
 from bot.keys import clock_key, intake_key, senders_key, sessions_key, settings_key
@@ -97,18 +97,21 @@ async def send(request: web.Request) -> web.Response:
 async def upload(request: web.Request) -> web.Response:
     """A photo from the playground: stored locally, then an image message through the inbox."""
     settings = request.app[settings_key]
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except (AssertionError, ValueError, KeyError):
+        raise web.HTTPBadRequest(text="expected multipart/form-data") from None
     user, data, ctype, caption = "", b"", "", ""
-    async for part in reader:
-        if not isinstance(part, object) or not hasattr(part, "name"):
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
             continue
         if part.name == "user":
-            user = _user(await part.text())  # type: ignore[union-attr]
+            user = _user(await part.text())
         elif part.name == "caption":
-            caption = (await part.text())[:MAX_TEXT]  # type: ignore[union-attr]
+            caption = (await part.text())[:MAX_TEXT]
         elif part.name == "file":
-            ctype = part.headers.get("Content-Type", "")  # type: ignore[union-attr]
-            data = await part.read(decode=False)  # type: ignore[union-attr]
+            ctype = part.headers.get("Content-Type", "")
+            data = await part.read(decode=False)
     if not user or not data:
         raise web.HTTPBadRequest(text="expected user and file")
     if ctype not in IMAGE_TYPES:

@@ -20,6 +20,7 @@ from bot.channels.base import ChannelSender
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from handlers.pipeline import SORRY, handle_incoming
 from handlers.services import Services
+from storage.db import dialect_of
 from storage.models import InboxMessage, InboxState
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class InboxWorker:
 
     async def _claim(self, session: AsyncSession, row_id: int) -> InboxMessage | None:
         stmt = select(InboxMessage).where(InboxMessage.id == row_id, InboxMessage.state == InboxState.PENDING.value)
-        if session.bind.dialect.name == "postgresql":
+        if dialect_of(session) == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         row = await session.scalar(stmt)
         if row is None:

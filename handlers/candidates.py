@@ -35,7 +35,7 @@ async def _roster_fingerprint(session: AsyncSession) -> tuple[object, ...]:
     closed = await session.scalar(
         select(func.count()).select_from(Case).where(Case.state == CaseState.CLOSED.value)
     )
-    return (str(session.bind.url), *row, closed)
+    return (str(session.get_bind().engine.url), *row, closed)
 
 
 async def _profiles(session: AsyncSession) -> list[CraftsmanProfile]:
@@ -112,7 +112,7 @@ async def statuses(session: AsyncSession, now: datetime) -> dict[str, CraftsmanS
             )
         ).all()
     }
-    ratings = dict(
+    ratings: dict[int | None, float | None] = dict(
         (
             await session.execute(
                 select(Case.craftsman_id, func.avg(Case.rating))

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.clock import Clock
 from handlers.dialogs import DialogView
-from handlers.messages import IncomingMessage, OutgoingMessage
+from handlers.messages import IncomingMessage, OutgoingKind, OutgoingMessage
 from handlers.outbox import Outbox
 from handlers.services import Services
 from handlers.settings import Settings
@@ -40,12 +40,14 @@ class HandlerContext:
 
     async def reply(self, message: OutgoingMessage | str) -> None:
         """Answer the sender on the channel they wrote from (or their best channel)."""
+        out = OutgoingMessage(kind=OutgoingKind.TEXT, text=message) if isinstance(message, str) else message
+        self.replies.append(out)
+        if self.msg is None and self.identity is None:
+            return  # acting outside chat (console, CLI): the caller shows the replies itself
         if self.identity is not None:
-            await self.outbox.to_identity(self.identity, message)
+            await self.outbox.to_identity(self.identity, out)
         else:
-            await self.outbox.to_person(self.person.id, message)
-        if isinstance(message, OutgoingMessage):
-            self.replies.append(message)
+            await self.outbox.to_person(self.person.id, out)
 
 
 class UserError(Exception):

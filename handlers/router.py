@@ -7,9 +7,9 @@ sender's open dialog, else the role's fallback (relay to the current case, or a 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from handlers.context import HandlerContext
 from storage.models import Role

@@ -205,7 +205,7 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item_type,) = typing.get_args(typ)
-        if dataclasses.is_dataclass(item_type):
+        if isinstance(item_type, type) and dataclasses.is_dataclass(item_type):
             return [_build(f"{key}[{i}]", v, item_type, env=False) for i, v in enumerate(value)]
         return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
     raise ConfigError(f"{key}: unsupported setting type")

@@ -12,4 +12,4 @@ def add_cron_jobs(
     sched: AsyncIOScheduler, sessions: async_sessionmaker[AsyncSession], services: Services
 ) -> None:
     """Register the cron triggers (filled in by the digest/report work)."""
-    return None
+    return

@@ -17,6 +17,7 @@ from handlers.context import HandlerContext
 from handlers.dialogs import DialogView
 from handlers.outbox import Outbox
 from handlers.services import Services
+from storage.db import dialect_of
 from storage.models import Case, Person, Role, Timer, TimerState
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ async def fire_one(sessions: async_sessionmaker[AsyncSession], services: Service
     """Fire one due timer; False if another instance claimed it or it was cancelled meanwhile."""
     async with sessions() as session, session.begin():
         stmt = select(Timer).where(Timer.id == timer_id, Timer.state == TimerState.PENDING.value)
-        if session.bind.dialect.name == "postgresql":
+        if dialect_of(session) == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         timer = await session.scalar(stmt)
         if timer is None:

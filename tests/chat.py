@@ -69,7 +69,9 @@ class Playground:
 
     @property
     def app(self) -> Application:
-        return self.client.server.app  # type: ignore[return-value]
+        app = self.client.app
+        assert app is not None
+        return app
 
     async def seed_demo(self) -> None:
         from bot.demo import seed

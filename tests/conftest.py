@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import Application, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -129,7 +130,7 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
-async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[TestClient[object, object]]:
+async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[TestClient[Request, Application]]:
     """The whole service over real HTTP on loopback, scheduler driven by the test."""
     app = create_app(settings, clock=clock, run_scheduler=False)
     server = TestServer(app, host="127.0.0.1")
@@ -138,7 +139,7 @@ async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[TestCl
 
 
 @pytest.fixture
-async def playground(client: TestClient[object, object], clock: ManualClock) -> AsyncIterator[Playground]:
+async def playground(client: TestClient[Request, Application], clock: ManualClock) -> AsyncIterator[Playground]:
     pg = Playground(client, clock)
     await pg.seed_demo()
     yield pg

@@ -9,7 +9,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.keys import sessions_key
-from storage.models import Case, CaseEvent, CaseState, Feedback, Offer, OfferState, PointsEntry, RelayedMessage
+from storage.models import (
+    Case,
+    CaseEvent,
+    CaseState,
+    Feedback,
+    Offer,
+    OfferState,
+    PointsEntry,
+    RelayedMessage,
+)
 from tests.chat import Chat, Playground
 
 SUN = "demo-craftsman-1007"  # 孙卫东, 模具制造, 宁波市余姚市

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ class WeChatSender:
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
         parts = render(message)
-        if await self._window_closed(address):
+        if await self._window_closed(address, extra):
             await self._held(address, message, "window_closed")
         first_id: str | None = None
         for part in parts:
@@ -122,15 +122,29 @@ class WeChatSender:
         media_id = await upload_part(self.api, part, MEDIA_LIMITS)
         return {"msgtype": part.media_type, part.media_type: {"media_id": media_id}}
 
-    async def _window_closed(self, address: str) -> bool:
-        """True only when we know the person has not written for 48 hours (unknown → ask the platform)."""
-        async with self.sessions() as session:
-            seen = await session.scalar(
-                select(Identity.last_seen_at).where(
-                    Identity.channel == Channel.WECHAT.value, Identity.channel_user_id == address
+    async def _window_closed(self, address: str, extra: dict[str, Any]) -> bool:
+        """True only when we know the person has not written for 48 hours (unknown → ask the platform).
+
+        The outbox passes the identity's ``last_seen_at`` in ``extra``; without it, read the identity.
+        """
+        seen: datetime | None = None
+        if isinstance(extra.get("last_seen_at"), str):
+            try:
+                seen = datetime.fromisoformat(extra["last_seen_at"])
+            except ValueError:
+                seen = None
+        if seen is None:
+            async with self.sessions() as session:
+                seen = await session.scalar(
+                    select(Identity.last_seen_at).where(
+                        Identity.channel == Channel.WECHAT.value, Identity.channel_user_id == address
+                    )
                 )
-            )
-        return seen is not None and self.clock.now() - seen > WINDOW - WINDOW_MARGIN
+        if seen is None:
+            return False
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        return self.clock.now() - seen > WINDOW - WINDOW_MARGIN
 
     async def _held(self, address: str, message: OutgoingMessage, reason: str) -> None:
         """Send the template notice if configured (and not sent lately), then hold the message."""

@@ -45,9 +45,9 @@ async def give_up(ctx: HandlerContext, cmd: Command) -> None:
     """The craftsman cannot go on: the case returns to matching with the reason recorded."""
     case = await _mine(ctx, cmd)
     reason = cmd.rest.strip() or "未说明原因"
-    from handlers.dispatch import offer_next
-    from handlers.cases import transition
     from handlers import timers
+    from handlers.cases import transition
+    from handlers.dispatch import offer_next
 
     await transition(ctx, case, CaseState.MATCHING, actor=ctx.person, detail=f"师傅无法继续：{reason}",
                      values={"craftsman_id": None, "accepted_at": None})

@@ -102,17 +102,18 @@ async def _understood(ctx: HandlerContext, text: str, photos: list[str]) -> None
     cls = await candidates.classify(ctx.session, text)
     best = cls.guesses[0] if cls.guesses else None
     group = best.group if best else ""
-    data = {
+    terms = list(best.terms[:5]) if best else []
+    data: dict[str, object] = {
         "text": text,
         "photos": photos,
         "group": group,
         "confidence": round(best.score, 3) if best else 0.0,
         "confident": cls.confident,
-        "terms": list(best.terms[:5]) if best else [],
+        "terms": terms,
         "urgent": any(w in text for w in URGENT_WORDS),
     }
     understood = (
-        f"我理解这是【{group}】方面的问题（关键词：{'、'.join(data['terms'][:3]) or group}）。"
+        f"我理解这是【{group}】方面的问题（关键词：{'、'.join(terms[:3]) or group}）。"
         if group
         else "暂时没能判断属于哪个专业，提交后工作人员会帮您分派。"
     )

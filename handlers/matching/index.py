@@ -31,6 +31,7 @@ from handlers.matching.model import (
 from handlers.matching.regions import Region, affinity, parse_region, region_label
 from handlers.matching.scoring import (
     MIN_RELEVANCE,
+    PERSONAL_CEILING_SHARE,
     REGION_BONUS,
     REGION_LABEL,
     W_GROUP,
@@ -248,12 +249,16 @@ class MatchIndex:
         slots: list[np.ndarray] = []
         personal: list[np.ndarray] = []
         group: list[np.ndarray] = []
+        ideal = 0.0  # the score of a profile holding every query term: BM25's ceiling for this request
         for term, qw in a.terms.items():
             arr = self._term_postings(term)
             if arr is None:
+                if term in a.vocab:  # a trade word no profile holds still says what a full match is
+                    ideal += qw * math.log(1.0 + (n_docs + 0.5) / 0.5) * (K1 + 1)
                 continue
             df = len(arr[0])
             idf = qw * math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+            ideal += idf * (K1 + 1)
             slots.append(arr[0])
             personal.append(arr[1] * idf)
             group.append(np.zeros(df))
@@ -266,13 +271,15 @@ class MatchIndex:
             return []
         cands, inv = np.unique(np.concatenate(slots), return_inverse=True)
         pers = np.bincount(inv, weights=np.concatenate(personal), minlength=len(cands))
-        rel = np.bincount(inv, weights=np.concatenate(group), minlength=len(cands))
+        rel: np.ndarray = np.bincount(inv, weights=np.concatenate(group), minlength=len(cands)).astype(np.float64)
         best_personal = float(pers.max())
         if best_personal > 0:
-            rel += pers * (W_PERSONAL / best_personal)
+            # Relative to the best profile, but never to less than a share of the ceiling: one generic
+            # word ("信号", "车间") matched by an unrelated profile must not count as a full match.
+            rel = rel + pers * (W_PERSONAL / max(best_personal, PERSONAL_CEILING_SHARE * ideal))
         keep = rel >= MIN_RELEVANCE * float(rel.max())
         cands, rel = cands[keep], rel[keep]
-        score = rel.copy()
+        score: np.ndarray = rel.astype(np.float64)
         want = parse_region(req.region) if req.region else None
         if want is not None and want.province:
             bonus = REGION_BONUS[req.mode]
@@ -298,7 +305,7 @@ class MatchIndex:
         else:
             docs = self._docs
             for s in cands.tolist():
-                key = docs[s].profile.key  # type: ignore[union-attr]
+                key = docs[s].profile.key
                 if key in exclude:
                     hits.append((s, None))
                 elif (st := status.get(key)) is not None:
@@ -336,7 +343,7 @@ class MatchIndex:
         docs = self._docs
         order = sorted(
             zip(score.tolist(), cands.tolist(), strict=True),
-            key=lambda t: (-t[0], docs[t[1]].profile.key),  # type: ignore[union-attr]
+            key=lambda t: (-t[0], docs[t[1]].profile.key),
         )[:top_k]
         return [self._result(a, req, want, shares, slot, sc, status) for sc, slot in order]
 

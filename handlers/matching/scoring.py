@@ -18,6 +18,7 @@ from handlers.matching.tokenize import Analysis
 # Relevance = W_PERSONAL * (BM25 / best BM25) + W_GROUP * (group evidence / best group evidence).
 W_PERSONAL = 0.6
 W_GROUP = 0.4
+PERSONAL_CEILING_SHARE = 0.25  # BM25 is normalised by max(best, this share of the query's ceiling)
 MIN_RELEVANCE = 0.12  # candidates below this (after normalising to the best) are noise
 MAX_GROUPS = 3  # groups whose members all become candidates
 GROUP_SHARE_FLOOR = 0.3  # ... if their evidence is at least this share of the best group's

@@ -23,8 +23,9 @@ async def sync_config_staff(session: AsyncSession, settings: Settings, now: date
             await session.flush()
             session.add(Identity(person_id=person.id, channel=entry.channel, channel_user_id=entry.user_id, extra={}))
         else:
-            person = await session.get(Person, identity.person_id)
-            assert person is not None
+            found = await session.get(Person, identity.person_id)
+            assert found is not None
+            person = found
             if person.role == Role.STAFF and person.name == entry.name:
                 staff = await session.get(StaffMember, person.id)
                 if staff is not None and staff.staff_role == entry.role:

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-from wechatpy.crypto import _get_signature
 
 from tests.channels.wx_harness import WECOM_AES, WECOM_B, WECOM_CORP, WECOM_TOKEN, running
 from tests.fakes.wecom_api import WeComPlatform, message_xml
@@ -231,4 +230,3 @@ async def test_database_down_answers_503_so_the_platform_retries(tmp_path: Path)
         resp = await h.client.post(PATH, params=A_POST_QUERY, data=A_POST_BODY)
         assert resp.status == 200
         assert await h.inbox_count() == 1
-

@@ -25,7 +25,7 @@ def index(small_taxonomy: Taxonomy) -> MatchIndex:
     )
 
 
-def keys(results: list) -> list[str]:  # type: ignore[type-arg]
+def keys(results: list) -> list[str]:
     return [r.key for r in results]
 
 
