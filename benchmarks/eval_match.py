@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from handlers.matching import MatchIndex, shipped_taxonomy  # noqa: E402
+from handlers.matching import MatchIndex, MatchRequest, shipped_taxonomy  # noqa: E402
 from tests.matching.evalkit import (  # noqa: E402
     evaluate_baseline,
     evaluate_classifier,
@@ -42,8 +42,8 @@ def main() -> None:
         byid = {c.id: c for c in cases}
         for mid in ours.misses:
             c = byid[mid]
-            got = [r.group for r in index.match_request_debug(c)] if hasattr(index, "match_request_debug") else []
-            print(f"MISS {mid}: {c.text} want={'/'.join(c.groups)} guess={index.classify(c.text).guesses[:2]} {got}")
+            got = [r.group for r in index.match(MatchRequest(c.text, c.region, c.mode), top_k=3)]
+            print(f"MISS {mid}: {c.text} want={'/'.join(c.groups)} got={got} guess={index.classify(c.text).guesses[:2]}")
 
 
 if __name__ == "__main__":

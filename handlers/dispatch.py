@@ -17,6 +17,7 @@ from handlers.messages import Button, card
 from storage.models import Case, CaseState, Craftsman, Enterprise, Offer, OfferState, Person, Timer
 
 OFFER_TIMEOUT = "offer_timeout"
+OFFER_SEND = "offer_send"  # a non-urgent offer held through the craftsman's quiet hours
 
 
 async def offers_of(ctx: HandlerContext, case: Case) -> list[Offer]:
@@ -90,20 +91,52 @@ async def make_offer(
         ctx, ctx.session, case, "offer", at=now, actor=actor, detail=f"邀请 {name} 接单",
         data={"craftsman_id": craftsman_id, "reasons": reasons or []},
     )
+    if not case.urgent:
+        from handlers.quiet import person_quiet_until
+
+        until = await person_quiet_until(ctx, craftsman_id, now)
+        if until is not None:  # a non-urgent offer waits for the morning; its answer clock starts then
+            timers.schedule(ctx.session, OFFER_SEND, until, now=now, case_id=case.id, offer_id=offer.id,
+                            person_id=craftsman_id)
+            await add_event(ctx, ctx.session, case, "offer_held", at=now,
+                            detail=f"{name} 免打扰中，邀请将于 {until.astimezone(ctx.settings.tz):%m-%d %H:%M} 发出")
+            return offer
+    await send_offer(ctx, case, offer, reasons=reasons)
+    return offer
+
+
+async def send_offer(ctx: HandlerContext, case: Case, offer: Offer, *, reasons: list[str] | None = None) -> None:
+    """The offer card and its answer clock (``offer_timeout``)."""
+    now = ctx.now()
     enterprise = await ctx.session.get(Enterprise, case.enterprise_id) if case.enterprise_id else None
     minutes = ctx.settings.bot.offer_timeout_min
     title = f"{'【紧急】' if case.urgent else ''}新的服务需求 #{case.number}"
     body = summary(case, enterprise.name if enterprise else "")
+    reasons = offer.reasons if reasons is None else reasons
     if reasons:
         body += "\n推荐理由：" + "；".join(reasons[:3])
     body += f"\n请在 {minutes} 分钟内答复。"
+    if case.urgent:
+        from handlers.quiet import person_quiet_until
+
+        if await person_quiet_until(ctx, offer.craftsman_id, now) is not None:
+            body += "\n（紧急需求：虽在您的免打扰时段，仍及时通知您，敬请谅解。）"
     buttons = [Button("接单", f"接单 {case.number}"), Button("婉拒", f"婉拒 {case.number}")]
-    await ctx.outbox.to_person(craftsman_id, card(title, body, buttons, urgent=case.urgent), case_id=case.id)
+    await ctx.outbox.to_person(offer.craftsman_id, card(title, body, buttons, urgent=case.urgent), case_id=case.id)
     timers.schedule(
         ctx.session, OFFER_TIMEOUT, now + timedelta(minutes=minutes), now=now, case_id=case.id, offer_id=offer.id,
-        person_id=craftsman_id,
+        person_id=offer.craftsman_id,
     )
-    return offer
+
+
+@timers.on_timer(OFFER_SEND)
+async def on_offer_send(ctx: HandlerContext, timer: Timer) -> None:
+    """The craftsman's quiet hours ended: send the offer that waited, if it is still open."""
+    offer = await ctx.session.get(Offer, timer.offer_id)
+    case = await ctx.session.get(Case, timer.case_id) if timer.case_id else None
+    if offer is None or case is None or offer.state != OfferState.PENDING or case.state != CaseState.OFFERED:
+        return
+    await send_offer(ctx, case, offer)
 
 
 async def escalate(ctx: HandlerContext, case: Case, why: str) -> None:
@@ -146,9 +179,12 @@ async def withdraw_pending(ctx: HandlerContext, case: Case, *, state: OfferState
             .values(state=state.value, answered_at=ctx.now())
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1 and notify:  # type: ignore[attr-defined]
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        o.state, o.answered_at = state.value, ctx.now()  # the bulk UPDATE does not touch loaded objects
+        if notify:
             await ctx.outbox.to_person(o.craftsman_id, notify, case_id=case.id)
-    await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT])
+    await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT, OFFER_SEND])
 
 
 @timers.on_timer(OFFER_TIMEOUT)
@@ -165,6 +201,7 @@ async def on_offer_timeout(ctx: HandlerContext, timer: Timer) -> None:
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return
+    offer.state, offer.answered_at = OfferState.EXPIRED.value, ctx.now()
     case = await ctx.session.get(Case, offer.case_id)
     if case is None:
         return

@@ -33,3 +33,13 @@ async def after_resolve(ctx: HandlerContext, case: Case) -> None:
     from handlers import reminders
 
     await reminders.schedule_feedback(ctx, case)
+
+
+async def after_message(ctx: HandlerContext, case: Case) -> None:
+    """A relayed message: it counts as activity, and it starts or answers the enterprise follow-up."""
+    from handlers import reminders
+    from storage.models import ACTIVE_STATES, CaseState
+
+    if CaseState(case.state) in ACTIVE_STATES:
+        await reminders.reset_progress_clock(ctx, case)
+    await reminders.track_enterprise_answer(ctx, case)

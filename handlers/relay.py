@@ -47,6 +47,9 @@ async def relay(ctx: HandlerContext, *, text: str = "", media_path: str | None =
         case.awaiting_enterprise = text.rstrip().endswith(("?", "？"))
     else:
         case.awaiting_enterprise = False
+    from handlers.followups import after_message  # progress clock and enterprise follow-up
+
+    await after_message(ctx, case)
     if len(await open_cases_of(ctx.session, ctx.person)) > 1:
         await ctx.reply(f"已转给 #{case.number}。（您有多个进行中的案件，回复「切换 编号」可更换当前案件）")
     return True

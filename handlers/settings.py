@@ -86,6 +86,10 @@ class TimerSettings:
     monthly_report_day: int = 1
     monthly_report_at: str = "09:00"
     mobilisation_deadline_min: int = 120
+    workdays_only: bool = True  # progress / follow-up / feedback clocks count only working days
+    quarterly_cases: int = 10  # how many top-rated solved cases the quarterly collection lists
+    digest_catch_up_days: int = 31  # a digest after downtime covers at most this many missed days
+    report_link_hours: int = 72  # how long a signed report download link in chat stays valid
 
 
 @dataclass

@@ -41,6 +41,7 @@ class Chat:
 
     async def tap(self, label: str) -> list[dict[str, Any]]:
         """Tap the button ``label`` of the newest message that has it."""
+        await self.read()
         for msg in reversed(self.history):
             for b in msg.get("buttons", []):
                 if b["label"] == label:

@@ -19,7 +19,7 @@ import html
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 class DingTalkState:
     settings: DingTalkSettings
     links: Links
-    sender: DingTalkSender | None = field(default=None)
+    sender: DingTalkSender | None = None
 
 
 dingtalk_key = web.AppKey("dingtalk", DingTalkState)

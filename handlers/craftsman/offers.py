@@ -128,4 +128,7 @@ async def decline_reason(ctx: HandlerContext, text: str) -> None:
         if case is not None:
             await add_event(ctx, ctx.session, case, "note", at=ctx.now(), actor=ctx.person,
                             detail=f"婉拒原因：{offer.reason}")
+            if case.state == CaseState.ESCALATED:  # staff already got the story: complete it
+                await ctx.outbox.to_staff(f"补充 #{case.number}：{ctx.person.name} 婉拒原因：{offer.reason}",
+                                          case_id=case.id, groups=(case.trade_group,))
     await ctx.reply("收到，谢谢！")

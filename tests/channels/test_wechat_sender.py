@@ -30,7 +30,6 @@ from handlers.messages import (
 )
 from handlers.settings import WeChatSettings
 from storage.db import create_engine, session_factory
-from storage.migrate import upgrade
 from storage.models import ChannelToken, Identity, Person
 from tests.fakes.wechat_api import FakeWeChat
 
@@ -73,12 +72,12 @@ class Env:
 
 
 @pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+async def env(db_url: str, tmp_path: Path) -> AsyncIterator[Env]:
+    """The sender's world on each backend (the lead's ``db_url``: a migrated SQLite / PostgreSQL)."""
     clock = ManualClock()
     fake = FakeWeChat(clock)
     await fake.start()
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-    await upgrade(engine)
+    engine = create_engine(db_url)
     settings = WeChatSettings(app_id=fake.app_id, app_secret=fake.secret, token="t", api_base=fake.base_url)
     async with aiohttp.ClientSession() as http:
         yield Env(fake, clock, session_factory(engine), http, settings, tmp_path)
@@ -133,15 +132,21 @@ async def test_expired_token_is_refreshed_by_one_process_only(env: Env) -> None:
 
 async def test_lock_held_by_a_live_process_makes_others_wait_then_fail_transiently(env: Env) -> None:
     env.fake.touch("o1")
-    env.fake.delay_s = 0.5  # proc-a's refresh takes longer than proc-b polls (25 × 0.01 s)
+    env.fake.token_gate = gate = asyncio.Event()  # proc-a's refresh hangs until the test opens the gate
     a, b = env.sender("proc-a"), env.sender("proc-b")
-    a.api.timeout = aiohttp.ClientTimeout(total=2)
+    a.api.timeout = aiohttp.ClientTimeout(total=5)
     slow = asyncio.create_task(a.send("o1", text("慢"), extra={}))
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # bounded wait until proc-a holds the lock row (no fixed sleep: machines vary)
+        row = await read_token(env.sessions, "wechat")
+        if row is not None and row.lock_owner == "proc-a":
+            break
+        await asyncio.sleep(0.005)
+    else:
+        raise AssertionError("proc-a never took the lock")
     with pytest.raises(TransientSendError) as err:
         await b.send("o1", text("等"), extra={})
     assert err.value.code == "token_lock"
-    env.fake.delay_s = 0
+    gate.set()
     await slow
     await b.send("o1", text("等"), extra={})  # the outbox's retry finds the token in the row
     assert env.fake.token_fetches == 1

@@ -43,6 +43,7 @@ class FakeWeChat:
         self.templates: list[dict[str, Any]] = []
         self.token_fetches = 0
         self.delay_s = 0.0
+        self.token_gate: asyncio.Event | None = None  # when set, /cgi-bin/token waits for it to open
         self.media: dict[str, Media] = {}
         self.last_interaction: dict[str, float] = {}
         self._tokens: dict[str, tuple[float, int]] = {}  # token → (valid until, errcode after)
@@ -99,6 +100,8 @@ class FakeWeChat:
 
     async def _token(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.delay_s)
+        if self.token_gate is not None:
+            await self.token_gate.wait()
         q = request.query
         if (
             q.get("grant_type") != "client_credential"

@@ -1,0 +1,58 @@
+"""CSRF tokens: an HMAC of the session id (signed in) or of a random pre-login cookie (login forms).
+
+Every form carries ``_csrf``; :func:`check_form` runs on every POST through ``auth.guard`` and on
+the login forms. SameSite=Lax cookies already stop most cross-site posts; the token covers the rest
+(old browsers, in-app browsers with odd cookie rules).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from aiohttp import web
+
+from bot.console.keys import secret_key
+
+PRE_COOKIE = "cl_pre"
+_PRE_KEY = "console.pre"
+_FIELD = "_csrf"
+
+
+def _binding(request: web.Request) -> str:
+    from bot.console.auth import VIEWER
+
+    viewer = request.get(VIEWER)
+    if viewer is not None:
+        return f"s:{viewer.session_id}"
+    pre = request.get(_PRE_KEY) or request.cookies.get(PRE_COOKIE, "")
+    if not pre:
+        pre = secrets.token_urlsafe(18)
+        request[_PRE_KEY] = pre  # set as a cookie by remember_pre() on the response
+    return f"p:{pre}"
+
+
+def token_for(request: web.Request) -> str:
+    return hmac.new(request.app[secret_key], f"csrf|{_binding(request)}".encode(), hashlib.sha256).hexdigest()
+
+
+def remember_pre(request: web.Request, response: web.StreamResponse) -> None:
+    """Set the pre-login cookie if a login form was just rendered with a new one."""
+    pre = request.get(_PRE_KEY)
+    if pre and request.cookies.get(PRE_COOKIE) != pre:
+        response.set_cookie(PRE_COOKIE, pre, path="/console", httponly=True, samesite="Lax", max_age=3600)
+
+
+def valid(request: web.Request, token: object) -> bool:
+    return isinstance(token, str) and bool(token) and hmac.compare_digest(token, token_for(request))
+
+
+async def check_form(request: web.Request) -> None:
+    """403 unless the posted form (or the X-CSRF-Token header) carries the right token."""
+    token = request.headers.get("X-CSRF-Token")
+    if token is None:
+        form = await request.post()
+        token = form.get(_FIELD)  # type: ignore[assignment]
+    if not valid(request, token):
+        raise web.HTTPForbidden(text="表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试。")

@@ -1,0 +1,130 @@
+"""Login pages: password (argon2, lock-out after repeated failures), one-time chat links, logout.
+
+A link from chat (``登录``) is not consumed by the GET: chat apps fetch links to draw previews, and a
+preview must not burn the token. The GET shows a confirm button; its POST redeems the link.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import select, update
+
+from bot.console import csrf
+from bot.console.auth import ROLES, end_session, guard, hash_password, needs_rehash, public, start_session
+from bot.console.auth import verify_password, viewer_of
+from bot.console.render import redirect, render
+from bot.keys import clock_key, sessions_key, settings_key
+from handlers.staff.login import link_hash
+from storage.models import LoginToken, Person, StaffMember
+
+BAD_LOGIN = "账号或密码不正确。"
+
+
+def _next(value: str | None) -> str:
+    """Only a path inside the console: never an open redirect to another site."""
+    if value and value.startswith("/console") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/console/"
+
+
+@public
+async def login_page(request: web.Request) -> web.Response:
+    """The password form."""
+    return render(request, "login.html", next=_next(request.query.get("next")), error="", login="")
+
+
+@public
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    """Check the password; count failures and lock the account after ``lockout_attempts``."""
+    form = await request.post()
+    if not csrf.valid(request, form.get("_csrf")):
+        return render(request, "login.html", status=403, next="/console/", login="",
+                      error="页面已过期，请重新输入后登录。")
+    login, password = str(form.get("login", "")).strip(), str(form.get("password", ""))
+    target = _next(str(form.get("next", "")))
+    settings = request.app[settings_key].console
+    now = request.app[clock_key].now()
+    async with request.app[sessions_key].begin() as db:
+        staff = await db.scalar(select(StaffMember).where(StaffMember.login == login)) if login else None
+        if staff is not None and staff.locked_until is not None and staff.locked_until > now:
+            until = staff.locked_until.astimezone(request.app[settings_key].tz)
+            return render(request, "login.html", status=403, next=target, login=login,
+                          error=f"密码错误次数过多，账号已锁定，请于 {until:%H:%M} 后再试，或在聊天中发送「登录」获取链接。")
+        ok = await verify_password(staff.password_hash if staff else None, password)
+        if staff is None or not ok:
+            if staff is not None:
+                staff.failed_logins += 1
+                if staff.failed_logins >= settings.lockout_attempts:
+                    staff.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+                    staff.failed_logins = 0
+            return render(request, "login.html", status=401, next=target, login=login, error=BAD_LOGIN)
+        person = await db.get(Person, staff.person_id)
+        if person is None or staff.staff_role not in ROLES:
+            return render(request, "login.html", status=401, next=target, login=login, error=BAD_LOGIN)
+        staff.failed_logins, staff.locked_until = 0, None
+        if staff.password_hash and needs_rehash(staff.password_hash):
+            staff.password_hash = hash_password(password)
+        response = web.HTTPFound(target)
+        await start_session(request, db, staff.person_id, response)
+    raise response
+
+
+async def _valid_link(request: web.Request) -> tuple[LoginToken, Person] | None:
+    token = request.match_info["token"]
+    now = request.app[clock_key].now()
+    async with request.app[sessions_key]() as db:
+        row = await db.get(LoginToken, link_hash(token))
+        if row is None or row.used_at is not None or row.expires_at <= now:
+            return None
+        person = await db.get(Person, row.person_id)
+    return (row, person) if person is not None else None
+
+
+@public
+async def link_page(request: web.Request) -> web.Response:
+    """A one-time link from chat: confirm before it is used up."""
+    found = await _valid_link(request)
+    if found is None:
+        return render(request, "link.html", status=410, name="")
+    return render(request, "link.html", name=found[1].name)
+
+
+@public
+async def link_submit(request: web.Request) -> web.StreamResponse:
+    """Redeem the link exactly once (conditional UPDATE), then start a session."""
+    form = await request.post()
+    if not csrf.valid(request, form.get("_csrf")):
+        return render(request, "link.html", status=403, name="")
+    token = request.match_info["token"]
+    now = request.app[clock_key].now()
+    async with request.app[sessions_key].begin() as db:
+        row = await db.get(LoginToken, link_hash(token))
+        staff = await db.get(StaffMember, row.person_id) if row is not None else None
+        result = await db.execute(
+            update(LoginToken)
+            .where(LoginToken.token_hash == link_hash(token), LoginToken.used_at.is_(None), LoginToken.expires_at > now)
+            .values(used_at=now).execution_options(synchronize_session=False))
+        if row is None or staff is None or staff.staff_role not in ROLES or result.rowcount != 1:  # type: ignore[attr-defined]
+            return render(request, "link.html", status=410, name="")
+        response = web.HTTPFound("/console/")
+        await start_session(request, db, row.person_id, response)
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session on the server and drop the cookie."""
+    response = redirect("/console/login", "已退出登录。")
+    await end_session(request, viewer_of(request), response)
+    raise response
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/console/login", login_page),
+        web.post("/console/login", login_submit),
+        web.get("/console/login/{token}", link_page),
+        web.post("/console/login/{token}", link_submit),
+        web.post("/console/logout", guard(*ROLES)(logout)),
+    ]

@@ -1,0 +1,42 @@
+"""Signed, expiring download links for monthly reports sent in chat (HMAC-SHA256 with the console key).
+
+A link carries the month, an expiry (unix seconds) and a signature over both; the server route in
+``bot/report_routes.py`` checks them and needs no login. With no ``console.secret_key`` there are no
+links (the workbook is still attached to the chat message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta
+
+from handlers.settings import Settings
+
+ROUTE = "/reports/monthly/{month}.xlsx"
+
+
+def signature(secret: str, month: str, expires: int) -> str:
+    msg = f"report.monthly:{month}:{expires}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:40]
+
+
+def monthly_link(settings: Settings, month: str, now: datetime) -> str | None:
+    """The URL to give out, valid for ``timers.report_link_hours``; None without a secret key."""
+    secret = settings.console.secret_key
+    if not secret:
+        return None
+    expires = int((now + timedelta(hours=settings.timers.report_link_hours)).timestamp())
+    path = ROUTE.format(month=month)
+    return f"{settings.server.public_url.rstrip('/')}{path}?exp={expires}&sig={signature(secret, month, expires)}"
+
+
+def check(settings: Settings, month: str, exp: str, sig: str, now: datetime) -> bool:
+    """True when ``sig`` signs ``month`` and ``exp`` and the link has not expired."""
+    secret = settings.console.secret_key
+    if not secret or not exp.isdigit():
+        return False
+    expires = int(exp)
+    if expires < now.timestamp():
+        return False
+    return hmac.compare_digest(signature(secret, month, expires), sig)

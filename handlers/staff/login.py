@@ -1,0 +1,45 @@
+"""The ``登录`` chat command: a one-time link to the staff console, so nobody types a password on a phone.
+
+Only the SHA-256 of a token is stored (``login_tokens``). Hashes are domain-separated: a login link
+hashes ``link:TOKEN``, a console session ``session:ID``, so a value of one kind can never be redeemed
+as the other. The console (``bot/console/auth.py``) redeems links with :func:`link_hash`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from handlers.context import HandlerContext, UserError
+from handlers.router import Command, Router
+from storage.models import LoginToken, Role, StaffMember
+
+router = Router("staff.login")
+
+
+def link_hash(token: str) -> str:
+    return hashlib.sha256(f"link:{token}".encode()).hexdigest()
+
+
+def session_hash(session_id: str) -> str:
+    return hashlib.sha256(f"session:{session_id}".encode()).hexdigest()
+
+
+async def create_login_link(ctx: HandlerContext) -> tuple[str, int]:
+    """Store a fresh link token for ``ctx.person``; returns (the URL, minutes it stays valid)."""
+    token = secrets.token_urlsafe(32)
+    minutes = ctx.settings.console.login_link_minutes
+    ctx.session.add(LoginToken(token_hash=link_hash(token), person_id=ctx.person.id,
+                           expires_at=ctx.now() + timedelta(minutes=minutes)))
+    url = f"{ctx.settings.server.public_url.rstrip('/')}/console/login/{token}"
+    return url, minutes
+
+
+@router.command("登录", "控制台", roles={Role.STAFF}, summary="登录 — 获取网页控制台的一次性登录链接")
+async def login_link(ctx: HandlerContext, cmd: Command) -> None:
+    """Reply with a one-time console login link (valid a few minutes, usable once)."""
+    if await ctx.session.get(StaffMember, ctx.person.id) is None:
+        raise UserError("您还没有控制台账号，请联系管理员开通。")
+    url, minutes = await create_login_link(ctx)
+    await ctx.reply(f"控制台登录链接（{minutes} 分钟内有效，只能使用一次，请勿转发）：\n{url}")

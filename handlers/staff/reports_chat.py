@@ -1,0 +1,41 @@
+"""Staff reports in chat: 日报 (the daily digest now) and 月报 2026-11 (a month's report with workbook and chart)."""
+
+from __future__ import annotations
+
+from handlers.context import HandlerContext, UserError
+from handlers.messages import markdown
+from handlers.reports import parse_month, previous_month
+from handlers.reports.bundle import build_bundle
+from handlers.reports.digest import build_digest
+from handlers.router import Command, Router
+from storage.models import Role, StaffMember
+
+router = Router("staff.reports")
+STAFF = {Role.STAFF}
+
+
+@router.command("日报", roles=STAFF, summary="日报 — 立即查看昨日工作日报")
+async def daily(ctx: HandlerContext, cmd: Command) -> None:
+    """The digest the sender would get this morning (a group lead sees their groups)."""
+    staff = await ctx.session.get(StaffMember, ctx.person.id)
+    groups = set(staff.groups or []) if staff is not None and staff.staff_role == "group_lead" else None
+    today = ctx.now().astimezone(ctx.settings.tz).date()
+    digest = await build_digest(ctx.session, ctx.settings, today=today, now=ctx.now(), groups=groups)
+    await ctx.reply(markdown(digest.title, digest.markdown))
+
+
+@router.command("月报", roles=STAFF, summary="月报 2026-11 — 某月工作进展（含 Excel 报表和图表）")
+async def monthly(ctx: HandlerContext, cmd: Command) -> None:
+    """A month's summary, workbook, chart and download link (default: last month)."""
+    raw = cmd.raw[len(cmd.name):].strip()  # the parser reads 「2026-11」 as case number 2026: use the raw text
+    if not raw:
+        month = previous_month(ctx.now(), ctx.settings.tz)
+    else:
+        try:
+            year, mon = parse_month(raw)
+        except ValueError:
+            raise UserError("月份格式不对，请写成「月报 2026-11」。") from None
+        month = f"{year:04d}-{mon:02d}"
+    bundle = await build_bundle(ctx.session, ctx.settings, month, ctx.now())
+    for msg in bundle.messages():
+        await ctx.reply(msg)

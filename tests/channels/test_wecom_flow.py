@@ -1,0 +1,274 @@
+"""The whole loop through the real WeCom and service-account endpoints, on SQLite and PostgreSQL.
+
+Every message goes in through ``POST /wecom/callback`` (encrypted and signed as WeCom does, with the
+timestamp window on) or ``POST /wechat/callback`` (safe mode); every card button is pressed by
+posting the ``template_card_event`` WeCom would send for it; every reply is read from what the fake
+platforms received.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.keys import sessions_key
+from handlers.clock import ManualClock
+from storage.models import Case, CaseState, Feedback, Identity, InboxMessage, Offer, OfferState, OutboxMessage
+from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
+from tests.chat import Playground
+from tests.conftest import make_settings
+from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform, mp_xml
+from tests.fakes.wecom_api import FakeWeCom, WeComPlatform, message_xml
+
+SUN = "demo-craftsman-1007"  # 孙卫东, 模具制造: offered first for this request (tests/test_loop.py)
+ZHOU = "demo-craftsman-1008"  # 周明华, 模具制造
+REQUEST = "师傅好，我们冲床的模子老是崩刃，麻烦看看"
+_ids = itertools.count(1)
+
+
+@dataclass
+class World:
+    pg: Playground
+    wecom: FakeWeCom
+    wechat: FakeWeChat
+    clock: ManualClock
+
+    @property
+    def client(self) -> TestClient[Any, Any]:
+        return self.pg.client
+
+
+def shown(body: dict[str, Any]) -> str:
+    """What a WeCom message shows the person."""
+    kind = body["msgtype"]
+    if kind in ("text", "markdown"):
+        return str(body[kind]["content"])
+    if kind == "template_card":
+        card = body[kind]
+        parts = [card["main_title"]["title"], card.get("sub_title_text", "")]
+        return "\n".join([*parts, *(b["text"] for b in card["button_list"])])
+    return f"[{kind}]"
+
+
+class WeComUser:
+    def __init__(self, world: World, user_id: str) -> None:
+        self.w = world
+        self.user = user_id
+        self.platform = WeComPlatform(WECOM_TOKEN, WECOM_AES, WECOM_CORP)
+        self.seen = 0
+
+    async def _post(self, msg_type: str, fields: str, msg_id: int | None) -> None:
+        ts = int(self.w.clock.now().timestamp())
+        query, body = self.platform.post(message_xml(WECOM_CORP, self.user, ts, msg_type, fields, msg_id), timestamp=str(ts))
+        resp = await self.w.client.post("/wecom/callback", params=query, data=body)
+        assert (resp.status, await resp.text()) == (200, "")
+        await self.w.pg.settle()
+
+    async def say(self, text: str) -> str:
+        await self._post("text", f"<Content><![CDATA[{text}]]></Content>", next(_ids))
+        return self.read_text()
+
+    async def send_image(self, data: bytes) -> str:
+        media_id = self.w.wecom.add_media(data, "image/jpeg", "photo.jpg")
+        await self._post("image", f"<PicUrl><![CDATA[http://p/x.jpg]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId>", next(_ids))
+        return self.read_text()
+
+    def read(self) -> list[dict[str, Any]]:
+        mine = [m for m in self.w.wecom.sent if m["touser"] == self.user]
+        new, self.seen = mine[self.seen :], len(mine)
+        return new
+
+    def read_text(self) -> str:
+        return "\n".join(shown(m) for m in self.read())
+
+    async def tap(self, label: str) -> str:
+        for body in reversed([m for m in self.w.wecom.sent if m["touser"] == self.user]):
+            if body["msgtype"] != "template_card":
+                continue
+            for button in body["template_card"]["button_list"]:
+                if button["text"] == label:
+                    task = body["template_card"]["task_id"]
+                    fields = (
+                        f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{button['key']}]]></EventKey>"
+                        f"<TaskId><![CDATA[{task}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+                    )
+                    await self._post("event", fields, None)
+                    return self.read_text()
+        raise AssertionError(f"no button {label!r} sent to {self.user}")
+
+
+class WeChatUser:
+    def __init__(self, world: World, openid: str) -> None:
+        self.w = world
+        self.openid = openid
+        self.platform = WeChatPlatform(WECHAT_TOKEN, WECHAT_AES, WECHAT_APPID)
+        self.seen = 0
+
+    async def say(self, text: str) -> str:
+        self.w.wechat.touch(self.openid)
+        ts = int(self.w.clock.now().timestamp())
+        xml = mp_xml(self.openid, ts, "text", f"<Content><![CDATA[{text}]]></Content>", next(_ids))
+        query, body = self.platform.aes_post(xml, timestamp=str(ts))
+        resp = await self.w.client.post("/wechat/callback", params=query, data=body.encode())
+        assert (resp.status, await resp.text()) == (200, "success")
+        await self.w.pg.settle()
+        return self.read_text()
+
+    def read_text(self) -> str:
+        mine = [s for s in self.w.wechat.sent if s.get("touser") == self.openid]
+        new, self.seen = mine[self.seen :], len(mine)
+        return "\n".join(s.get("text", {}).get("content", "") for s in new)
+
+
+@pytest.fixture
+async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    clock = ManualClock()
+    wecom, wechat = FakeWeCom(clock, corp_id=WECOM_CORP), FakeWeChat(clock, app_id=WECHAT_APPID)
+    await wecom.start()
+    await wechat.start()
+    settings = make_settings(
+        db_url,
+        tmp_path,
+        wecom={
+            "corp_id": WECOM_CORP,
+            "agent_id": wecom.agent_id,
+            "secret": wecom.secret,
+            "token": WECOM_TOKEN,
+            "encoding_aes_key": WECOM_AES,
+            "api_base": wecom.base_url,
+        },
+        wechat={
+            "app_id": WECHAT_APPID,
+            "app_secret": wechat.secret,
+            "token": WECHAT_TOKEN,
+            "encoding_aes_key": WECHAT_AES,
+            "api_base": wechat.base_url,
+        },
+    )
+    app = create_app(settings, clock=clock, run_scheduler=False)
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            pg = Playground(client, clock)
+            await pg.seed_demo()
+            yield World(pg, wecom, wechat, clock)
+    finally:
+        await wecom.close()
+        await wechat.close()
+
+
+async def move_to_wecom(w: World, web_user: str, wecom_user: str) -> None:
+    """Give a demo craftsman a WeCom identity, seen more recently than the web one."""
+    async with w.pg.app[sessions_key]() as s, s.begin():
+        web = await s.scalar(select(Identity).where(Identity.channel == "web", Identity.channel_user_id == web_user))
+        assert web is not None
+        s.add(Identity(person_id=web.person_id, channel="wecom", channel_user_id=wecom_user, extra={}, last_seen_at=w.clock.now()))
+
+
+async def register(ent: WeComUser | WeChatUser) -> None:
+    assert "企业）的全称" in await ent.say("你好")
+    assert "怎么称呼" in await ent.say("宁波北仑精工机械有限公司")
+    assert "哪个地区" in await ent.say("王工")
+    assert "登记完成：宁波北仑精工机械有限公司" in await ent.say("宁波市北仑区")
+
+
+async def test_whole_loop_on_wecom(world: World) -> None:
+    w = world
+    await move_to_wecom(w, SUN, "sunweidong")
+    await move_to_wecom(w, ZHOU, "zhouminghua")
+    ent, sun, zhou = WeComUser(w, "wangli"), WeComUser(w, "sunweidong"), WeComUser(w, "zhouminghua")
+
+    await register(ent)
+    assert "【模具制造】" in await ent.say(REQUEST)
+    assert "急吗" in await ent.tap("现场服务")
+    assert "地址" in await ent.tap("普通")
+    assert "地址：宁波市北仑区明州路88号" in await ent.say("宁波市北仑区明州路88号")
+    assert "案件编号 #1001" in await ent.tap("提交")
+
+    offer = sun.read()
+    assert len(offer) == 1 and offer[0]["msgtype"] == "template_card" and "#1001" in shown(offer[0])
+    assert zhou.read() == []
+    assert "原因" in await sun.tap("婉拒")
+    assert "谢谢" in await sun.say("这周在外地出差")
+    assert "#1001" in zhou.read_text()
+
+    assert "接单成功：案件 #1001" in await zhou.tap("接单")
+    assert "已由周明华师傅（模具制造）接单" in ent.read_text()
+    await zhou.tap("接单")  # the same tap in the same second is a platform retry: deduped
+    w.clock.advance(timedelta(seconds=5))
+    await zhou.tap("接单")  # a real second tap on the same card: handled, nothing new is assigned
+    assert ent.read() == []
+
+    await ent.say("模具材料是Cr12MoV")
+    assert "【#1001 宁波北仑精工机械有限公司】模具材料是Cr12MoV" in zhou.read_text()
+    await ent.send_image(b"\xff\xd8\xff photo of the chipped edge")
+    relayed = zhou.read()
+    images = [m for m in relayed if m["msgtype"] == "image"]
+    assert images, relayed
+    assert w.wecom.media[images[0]["image"]["media_id"]].data == b"\xff\xd8\xff photo of the chipped edge"
+    await zhou.say("刃口间隙现在多少？")
+    assert "【#1001 师傅 周明华】刃口间隙现在多少？" in ent.read_text()
+
+    assert "已标记完成（3 小时）" in await zhou.say("完成 1001 用时3小时 重新修磨刃口并调整间隙")
+    rating = ent.read()
+    assert rating[-1]["msgtype"] == "template_card" and "★★★★★" in shown(rating[-1])
+    await ent.tap("★★★★★")
+    await ent.say("师傅很专业")
+
+    async with w.pg.app[sessions_key]() as s:
+        case = await s.get(Case, 1)
+        assert case is not None and case.state == CaseState.CLOSED and case.rating == 5
+        offers = (await s.scalars(select(Offer).order_by(Offer.id))).all()
+        assert [o.state for o in offers] == [OfferState.DECLINED, OfferState.ACCEPTED]
+        taps = (await s.scalars(select(InboxMessage).where(InboxMessage.kind == "button").order_by(InboxMessage.id))).all()
+        assert [(t.sender, t.text) for t in taps] == [
+            ("wangli", "现场服务"),
+            ("wangli", "普通"),
+            ("wangli", "提交"),
+            ("sunweidong", "婉拒 1001"),
+            ("zhouminghua", "接单 1001"),
+            ("zhouminghua", "接单 1001"),
+            ("wangli", "评价 1001 5"),
+        ]
+        fb = await s.scalar(select(Feedback))
+        assert fb is not None and fb.rating == 5
+        stuck = (await s.scalars(select(OutboxMessage).where(OutboxMessage.state != "sent"))).all()
+        assert stuck == []
+    assert w.wecom.dropped == []
+
+
+async def test_enterprise_on_the_service_account_craftsman_on_wecom(world: World) -> None:
+    w = world
+    await move_to_wecom(w, SUN, "sunweidong")
+    ent, sun = WeChatUser(w, "o-firm-openid"), WeComUser(w, "sunweidong")
+
+    await register(ent)
+    proposal = await ent.say(REQUEST)
+    assert "【模具制造】" in proposal and "「现场服务」" in proposal  # the card, as typed commands
+    await ent.say("现场服务")
+    await ent.say("普通")
+    await ent.say("宁波市北仑区明州路88号")
+    assert "案件编号 #1001" in await ent.say("提交")
+
+    assert "#1001" in sun.read_text()
+    assert "接单成功：案件 #1001" in await sun.tap("接单")
+    assert "已由孙卫东师傅（模具制造）接单" in ent.read_text()
+    await ent.say("冲的是2毫米冷轧板")
+    assert "【#1001 宁波北仑精工机械有限公司】冲的是2毫米冷轧板" in sun.read_text()
+    await sun.say("热处理硬度测过吗？")
+    assert "【#1001 师傅 孙卫东】热处理硬度测过吗？" in ent.read_text()
+    await sun.say("完成 1001 用时2小时 修磨刃口")
+    assert "「评价 1001 5」" in ent.read_text()
+    assert "感谢评价" in await ent.say("5 师傅很专业")
+
+    async with w.pg.app[sessions_key]() as s:
+        case = await s.get(Case, 1)
+        assert case is not None and case.state == CaseState.CLOSED and case.rating == 5
