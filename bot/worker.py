@@ -178,11 +178,15 @@ class InboxWorker:
             row = await session.get(InboxMessage, row_id)
             if row is None or row.state != InboxState.PENDING.value:
                 return True
-            msg = to_incoming(row)
+            msg, attempts = to_incoming(row), row.attempts
         try:
             msg = await self._resolve_media(msg)
         except Exception as exc:
             log.warning("media download failed for inbox %s: %s", row_id, type(exc).__name__)
+            if attempts + 1 < self._services.settings.bot.inbox_max_attempts - 1:
+                await self._failed(row_id, exc)  # the platform may be down for a moment: try again later
+                return False
+            # Out of patience: handle the message without its file rather than not at all.
         try:
             async with self._sessions() as session, session.begin():
                 row = await self._claim(session, row_id)

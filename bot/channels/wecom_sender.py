@@ -37,6 +37,7 @@ MAX_CARD_TITLE = 36  # characters, main_title.title
 MAX_CARD_BODY = 160  # characters, sub_title_text
 MAX_BUTTON_LABEL = 10
 DUPLICATE_CHECK_S = 1800
+MAX_PARTS = 10  # ~20 KB of text; far below the 30 per minute a member may receive
 TOKEN_CODES = frozenset({40014, 42001})
 MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "file": 20 * 1024 * 1024}
 
@@ -90,6 +91,8 @@ class WeComSender:
         parts = render(message)
         if not parts:
             return None
+        if len(parts) > MAX_PARTS:  # could never fit one member's per-minute limit
+            raise PermanentSendError("too_long", f"{len(parts)} parts")
         self.pacer.reserve(address, len(parts))
         first_id: str | None = None
         for part in parts:

@@ -22,7 +22,7 @@ from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from handlers.reports import parse_month  # noqa: E402
-from handlers.reports.monthly import MonthlyReport  # noqa: E402
+from handlers.reports.monthly import MonthlyReport, Row  # noqa: E402
 
 _CJK_NAMES = ("WenQuanYi", "Noto Sans CJK", "Noto Serif CJK", "Source Han", "SimHei", "Microsoft YaHei",
               "PingFang", "Heiti", "Droid Sans Fallback", "AR PL", "Sarasa")
@@ -79,7 +79,7 @@ def monthly_chart(rep: MonthlyReport, *, font: str | None | bool = True) -> byte
     labels = top + (["其他"] if has_other else [])
     months = [m for m, _ in rep.history]
 
-    def value(groups: dict[str, object], g: str, attr: str) -> float:
+    def value(groups: dict[str, Row], g: str, attr: str) -> float:
         if g == "其他" and has_other:
             return float(sum(getattr(r, attr) for k, r in groups.items() if k not in top))
         row = groups.get(g)

@@ -23,7 +23,14 @@ from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from storage.models import Case, CaseState, Feedback, Identity, InboxMessage, Offer, OfferState, OutboxMessage
-from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN, WECOM_AES, WECOM_CORP, WECOM_TOKEN
+from tests.channels.wx_harness import (
+    WECHAT_AES,
+    WECHAT_APPID,
+    WECHAT_TOKEN,
+    WECOM_AES,
+    WECOM_CORP,
+    WECOM_TOKEN,
+)
 from tests.chat import Playground
 from tests.conftest import make_settings
 from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform, mp_xml
@@ -68,7 +75,9 @@ class WeComUser:
 
     async def _post(self, msg_type: str, fields: str, msg_id: int | None) -> None:
         ts = int(self.w.clock.now().timestamp())
-        query, body = self.platform.post(message_xml(WECOM_CORP, self.user, ts, msg_type, fields, msg_id), timestamp=str(ts))
+        query, body = self.platform.post(
+            message_xml(WECOM_CORP, self.user, ts, msg_type, fields, msg_id), timestamp=str(ts)
+        )
         resp = await self.w.client.post("/wecom/callback", params=query, data=body)
         assert (resp.status, await resp.text()) == (200, "")
         await self.w.pg.settle()
@@ -79,7 +88,11 @@ class WeComUser:
 
     async def send_image(self, data: bytes) -> str:
         media_id = self.w.wecom.add_media(data, "image/jpeg", "photo.jpg")
-        await self._post("image", f"<PicUrl><![CDATA[http://p/x.jpg]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId>", next(_ids))
+        await self._post(
+            "image",
+            f"<PicUrl><![CDATA[http://p/x.jpg]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId>",
+            next(_ids),
+        )
         return self.read_text()
 
     def read(self) -> list[dict[str, Any]]:
@@ -168,9 +181,19 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
 async def move_to_wecom(w: World, web_user: str, wecom_user: str) -> None:
     """Give a demo craftsman a WeCom identity, seen more recently than the web one."""
     async with w.pg.app[sessions_key]() as s, s.begin():
-        web = await s.scalar(select(Identity).where(Identity.channel == "web", Identity.channel_user_id == web_user))
+        web = await s.scalar(
+            select(Identity).where(Identity.channel == "web", Identity.channel_user_id == web_user)
+        )
         assert web is not None
-        s.add(Identity(person_id=web.person_id, channel="wecom", channel_user_id=wecom_user, extra={}, last_seen_at=w.clock.now()))
+        s.add(
+            Identity(
+                person_id=web.person_id,
+                channel="wecom",
+                channel_user_id=wecom_user,
+                extra={},
+                last_seen_at=w.clock.now(),
+            )
+        )
 
 
 async def register(ent: WeComUser | WeChatUser) -> None:
@@ -228,7 +251,11 @@ async def test_whole_loop_on_wecom(world: World) -> None:
         assert case is not None and case.state == CaseState.CLOSED and case.rating == 5
         offers = (await s.scalars(select(Offer).order_by(Offer.id))).all()
         assert [o.state for o in offers] == [OfferState.DECLINED, OfferState.ACCEPTED]
-        taps = (await s.scalars(select(InboxMessage).where(InboxMessage.kind == "button").order_by(InboxMessage.id))).all()
+        taps = (
+            await s.scalars(
+                select(InboxMessage).where(InboxMessage.kind == "button").order_by(InboxMessage.id)
+            )
+        ).all()
         assert [(t.sender, t.text) for t in taps] == [
             ("wangli", "现场服务"),
             ("wangli", "普通"),
