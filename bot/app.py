@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot import health, webchat
+from bot import console, health, metrics, webchat
 from bot.channels import registry
 from bot.intake import Intake
 from bot.keys import (
@@ -95,8 +95,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
     app.cleanup_ctx.append(http_ctx)
     registry.setup_channels(app, settings)  # routes + sender contexts of every configured channel
     webchat.setup(app)
+    console.setup(app)
     app.cleanup_ctx.append(pipeline_ctx)
     if run_scheduler:
         app.cleanup_ctx.append(scheduler_ctx)
     health.setup(app)
+    metrics.setup(app)
     return app

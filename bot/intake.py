@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from handlers.clock import Clock
-from storage.db import dialect_of
 from handlers.messages import IncomingMessage
+from storage.db import dialect_of
 from storage.models import InboxMessage, InboxState
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,13 @@ class Intake:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         unique = {(p.values["channel"], p.values["platform_msg_id"]): p.values for p in batch}
+        metrics.BATCH_SIZE.observe(len(unique))
         try:
             inserted = await self._insert(list(unique.values()))
         except Exception as exc:  # the DB is down or refused: every caller answers an error status
             log.warning("inbox commit failed for %d messages: %s", len(batch), type(exc).__name__)
             for p in batch:
+                metrics.INBOX_STORED.labels(p.values["channel"], "failed").inc()
                 if not p.done.done():
                     p.done.set_exception(ConnectionError(f"inbox commit failed: {type(exc).__name__}"))
             return
@@ -119,6 +122,7 @@ class Intake:
             key = (p.values["channel"], p.values["platform_msg_id"])
             new = key in inserted and key not in seen
             seen.add(key)
+            metrics.INBOX_STORED.labels(key[0], "new" if new else "duplicate").inc()
             if not p.done.done():
                 p.done.set_result(new)
         if inserted:

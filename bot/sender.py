@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.channels.base import ChannelSender, HeldSendError, PermanentSendError, TransientSendError
 from handlers.messages import Channel, OutgoingMessage
 from handlers.outbox import Outbox
 from handlers.services import Services
-from storage.models import Identity, OutboxMessage, OutboxState
+from storage.models import CASE_NUMBER_OFFSET, Identity, OutboxMessage, OutboxState
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
@@ -148,25 +150,33 @@ class OutboxSender:
             if identity is not None and identity.last_seen_at is not None:
                 extra["last_seen_at"] = identity.last_seen_at.isoformat()
             row_id, channel, address, payload, attempts = row.id, row.channel, row.address, row.payload, row.attempts + 1
+            case = row.case_id + CASE_NUMBER_OFFSET if row.case_id is not None else None
         sender = self._senders.get(Channel(channel))
         message = OutgoingMessage.from_json(payload)
+        started = time.perf_counter()
         try:
             if sender is None:
                 raise PermanentSendError("no_channel", f"channel {channel} is not configured")
             platform_id = await sender.send(address, message, extra=extra)
         except TransientSendError as exc:
+            self._failure(channel, case, "transient", exc.code)
             await self._retry(row_id, attempts, exc, exc.retry_after)
             return False
         except HeldSendError as exc:
+            self._failure(channel, case, "held", exc.code)
             await self._finish(row_id, OutboxState.HELD, str(exc), alert=True)
             return True
         except PermanentSendError as exc:
+            self._failure(channel, case, "permanent", exc.code)
             await self._finish(row_id, OutboxState.DEAD, str(exc), alert=True)
             return True
         except Exception as exc:  # a bug or an unexpected network error: treat as transient
-            log.warning("send of outbox %s failed: %s", row_id, type(exc).__name__)
+            self._failure(channel, case, "unexpected", type(exc).__name__)
             await self._retry(row_id, attempts, exc, None)
             return False
+        finally:
+            metrics.SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
+        metrics.SENT.labels(channel).inc()
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == row_id)
@@ -175,7 +185,14 @@ class OutboxSender:
                 .execution_options(synchronize_session=False)
             )
         self.sent += 1
+        log.debug("sent outbox %s", row_id, extra={"channel": channel, "case": case, "event": "outbox.sent"})
         return True
+
+    @staticmethod
+    def _failure(channel: str, case: int | None, kind: str, code: str) -> None:
+        metrics.SEND_FAILURES.labels(channel, kind, code[:40]).inc()
+        log.warning("send failed (%s %s)", kind, code[:40],
+                    extra={"channel": channel, "case": case, "event": "outbox.send_failed"})
 
     async def _retry(self, row_id: int, attempts: int, exc: Exception, retry_after: float | None) -> None:
         if attempts >= self._services.settings.bot.outbox_max_attempts:

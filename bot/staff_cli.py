@@ -21,6 +21,10 @@ from handlers.settings import load_settings
 T = TypeVar("T")
 
 
+def _say(text: str, *, error: bool = False) -> None:
+    print(text, file=sys.stderr if error else sys.stdout)
+
+
 def _password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -54,7 +58,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.identity:
         channel, _, user = args.identity.partition(":")
         if not user:
-            print("error: --identity expects CHANNEL:USER_ID, e.g. wecom:zhangsan", file=sys.stderr)
+            _say("error: --identity expects CHANNEL:USER_ID, e.g. wecom:zhangsan", error=True)
             return 2
         identity = (channel, user)
     password = None if args.no_password else _password(args)
@@ -65,9 +69,9 @@ def cmd_add(args: argparse.Namespace) -> int:
             db, name=args.name, role=args.role, login=args.login or None, groups=parse_groups(args.groups or ""),
             password=password, now=SystemClock().now(), identity=identity))
     except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", error=True)
         return 1
-    print(f"staff account ready: {account.person.name} login={account.staff.login or '-'} "
+    _say(f"staff account ready: {account.person.name} login={account.staff.login or '-'} "
           f"role={account.staff.staff_role} groups={','.join(account.staff.groups) or '-'}")
     return 0
 
@@ -81,7 +85,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     try:
         check_password(password)
     except AccountError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}", error=True)
         return 1
 
     async def work(db: AsyncSession) -> bool:
@@ -92,9 +96,9 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         return True
 
     if not _run(args, work):
-        print(f"error: no staff account with login {args.login}", file=sys.stderr)
+        _say(f"error: no staff account with login {args.login}", error=True)
         return 1
-    print(f"password set for {args.login} (account unlocked)")
+    _say(f"password set for {args.login} (account unlocked)")
     return 0
 
 
@@ -109,9 +113,9 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         return True
 
     if not _run(args, work):
-        print(f"error: no staff account with login {args.login}", file=sys.stderr)
+        _say(f"error: no staff account with login {args.login}", error=True)
         return 1
-    print(f"{args.login} unlocked")
+    _say(f"{args.login} unlocked")
     return 0
 
 
@@ -121,12 +125,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     accounts: list[Account] = _run(args, list_accounts)
     for a in accounts:
         lock = " (locked)" if a.staff.locked_until else ""
-        print(f"{a.person.name}\tlogin={a.staff.login or '-'}\trole={a.staff.staff_role}\t"
+        _say(f"{a.person.name}\tlogin={a.staff.login or '-'}\trole={a.staff.staff_role}\t"
               f"groups={','.join(a.staff.groups) or '-'}\tpassword={'yes' if a.staff.password_hash else 'no'}{lock}")
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     staff = sub.add_parser("staff", help="staff console accounts")
     staff_sub = staff.add_subparsers(dest="staff_command", required=True)
     add = staff_sub.add_parser("add", help="create a staff account (or give an existing staff member a login)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,12 +17,15 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.channels.base import ChannelSender
 from handlers.messages import Channel, IncomingKind, IncomingMessage
-from handlers.pipeline import SORRY, handle_incoming
+from handlers.outbox import Outbox
+from handlers.pipeline import SORRY, handle_incoming, identify
+from handlers.ratelimit import NOTICE, RateLimiter, Verdict
 from handlers.services import Services
 from storage.db import dialect_of
-from storage.models import InboxMessage, InboxState
+from storage.models import InboxMessage, InboxState, Person, Role
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
@@ -60,6 +64,7 @@ class InboxWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._limiter = RateLimiter(services.settings.bot.rate_limit_per_min)
         self.handled = 0
 
     def wake(self) -> None:
@@ -187,6 +192,7 @@ class InboxWorker:
                 await self._failed(row_id, exc)  # the platform may be down for a moment: try again later
                 return False
             # Out of patience: handle the message without its file rather than not at all.
+        started = time.perf_counter()
         try:
             async with self._sessions() as session, session.begin():
                 row = await self._claim(session, row_id)
@@ -194,18 +200,46 @@ class InboxWorker:
                     return False  # another instance has it, or an earlier message is still pending
                 if msg.media_path and not (row.payload or {}).get("media_path"):
                     row.payload = {**(row.payload or {}), "media_path": msg.media_path}
-                ctx = await handle_incoming(session, self._services, msg)
+                verdict = self._limiter.check(row.channel, row.sender, row.received_at)
+                ctx = None
+                limited = verdict is not Verdict.ALLOW and await self._over_limit(session, msg, verdict)
+                if limited:
+                    row.error = "rate_limited"  # kept for the record, not handled
+                else:
+                    ctx = await handle_incoming(session, self._services, msg)
                 row.state = InboxState.DONE.value
                 row.handled_at = self._services.clock.now()
                 row.attempts += 1
+                waited = (row.handled_at - row.received_at).total_seconds()
             self.handled += 1
-            if ctx is not None and ctx.outbox.written:
+            elapsed = time.perf_counter() - started
+            metrics.HANDLING_SECONDS.labels("limited" if limited else "done").observe(elapsed)
+            metrics.INBOX_WAIT_SECONDS.observe(max(0.0, waited))
+            log.debug("handled inbox %s", row_id, extra={"channel": msg.channel.value, "event": "inbox.handled",
+                                                         "outcome": "limited" if limited else "done"})
+            if limited or (ctx is not None and ctx.outbox.written):
                 self._services.on_outbox()
             return True
         except Exception as exc:
-            log.exception("handling inbox %s failed", row_id)
+            metrics.HANDLING_SECONDS.labels("failed").observe(time.perf_counter() - started)
+            log.exception("handling inbox %s failed", row_id, extra={"channel": msg.channel.value,
+                                                                      "event": "inbox.failed"})
             await self._failed(row_id, exc)
             return False
+
+    async def _over_limit(self, session: AsyncSession, msg: IncomingMessage, verdict: Verdict) -> bool:
+        """True if ``msg`` is dropped for flooding (staff are never limited); the first drop is answered."""
+        identity = await identify(session, self._services, msg)
+        if identity is None:
+            return False  # handle_incoming ignores it anyway
+        person = await session.get(Person, identity.person_id)
+        if person is not None and person.role == Role.STAFF.value:
+            return False
+        metrics.RATE_LIMITED.labels(msg.channel.value).inc()
+        if verdict is Verdict.NOTIFY:
+            log.info("sender rate limited", extra={"channel": msg.channel.value, "event": "inbox.rate_limited"})
+            await Outbox(session, self._services.clock).to_identity(identity, NOTICE)
+        return True
 
     async def _claim(self, session: AsyncSession, row_id: int) -> InboxMessage | None:
         stmt = select(InboxMessage).where(InboxMessage.id == row_id, InboxMessage.state == InboxState.PENDING.value)
@@ -245,7 +279,6 @@ class InboxWorker:
             log.exception("could not record the failure of inbox %s", row_id)
 
     async def _tell_failure(self, session: AsyncSession, row: InboxMessage) -> None:
-        from handlers.outbox import Outbox
         from storage.models import Identity
 
         outbox = Outbox(session, self._services.clock)

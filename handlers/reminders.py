@@ -136,8 +136,9 @@ async def _appointment_reminder(ctx: HandlerContext, timer: Timer, when_text: st
     case = await _case(ctx, timer)
     if case is None or CaseState(case.state) not in ACTIVE_STATES or case.appointment_at is None:
         return
-    if case.appointment_at.isoformat() != timer.payload.get("at"):
-        return  # the appointment moved: this reminder belongs to the old time
+    at = timer.payload.get("at")
+    if at is None or datetime.fromisoformat(at) != case.appointment_at:
+        return  # the appointment moved: this reminder belongs to the old time (compared as instants, not text)
     shown = case.appointment_at.astimezone(ctx.settings.tz).strftime("%m月%d日 %H:%M")
     addr = f"，地址：{case.address}" if case.address else ""
     recipients = [case.requester_id] + ([case.craftsman_id] if case.craftsman_id else [])

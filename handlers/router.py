@@ -46,7 +46,7 @@ def parse_command(text: str, names: set[str]) -> Command | None:
     return None
 
 
-_FREE_TAIL = {"婉拒", "驳回", "动员", "菜单", "免打扰", "预约", "派单", "进展"}
+_FREE_TAIL = {"婉拒", "驳回", "动员", "菜单", "免打扰", "预约", "派单", "进展", "新需求", "提需求"}
 
 CommandHandler = Callable[[HandlerContext, Command], Awaitable[None]]
 DialogHandler = Callable[[HandlerContext, str], Awaitable[None]]

@@ -12,6 +12,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from handlers import timers
 from handlers.context import HandlerContext
 from handlers.dialogs import DialogView
@@ -46,6 +47,7 @@ async def fire_one(sessions: async_sessionmaker[AsyncSession], services: Service
         handler = timers.handler_for(timer.kind)
         timer.state = TimerState.FIRED.value
         timer.fired_at = services.clock.now()
+        fired = (timer.kind, timer.due_at, timer.fired_at)
         if handler is None:
             log.error("no handler for timer kind %s (timer %s)", timer.kind, timer.id)
             return True
@@ -54,6 +56,7 @@ async def fire_one(sessions: async_sessionmaker[AsyncSession], services: Service
         ctx = HandlerContext(session=session, services=services, person=person,
                              dialog=DialogView(session, services.clock, person.id, None), outbox=outbox)
         await handler(ctx, timer)
+    metrics.observe_timer(*fired)  # after the commit: a rolled-back firing is not counted
     if outbox.written:
         services.on_outbox()
     return True

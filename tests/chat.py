@@ -67,6 +67,7 @@ class Playground:
     def __init__(self, client: TestClient[Any, Any], clock: ManualClock) -> None:
         self.client = client
         self.clock = clock
+        self._chats: dict[str, Chat] = {}
 
     @property
     def app(self) -> Application:
@@ -81,7 +82,8 @@ class Playground:
             await seed(session, self.clock.now())
 
     def person(self, user: str) -> Chat:
-        return Chat(self, user)
+        """The chat of ``user`` (one per user, so what was read stays read)."""
+        return self._chats.setdefault(user, Chat(self, user))
 
     async def settle(self) -> None:
         """Handle every stored message and send every due reply, until nothing moves."""

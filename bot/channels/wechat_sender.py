@@ -159,7 +159,11 @@ class WeChatSender:
                     "template_id": self.settings.template_id_notice,
                     "data": {self.settings.template_field: {"value": summary}},
                 }
-                await self.api.call("/cgi-bin/message/template/send", payload=payload)
+                try:
+                    await self.api.call("/cgi-bin/message/template/send", payload=payload)
+                except WxApiError as err:  # a wrong template id must not turn a held message dead
+                    log.warning("wechat template notice refused (%s); holding without notice", err.code)
+                    raise HeldSendError(reason, "outside the 48-hour window") from None
                 self._noticed[address] = now
             notified = True
         code = f"{reason}_notified" if notified else reason

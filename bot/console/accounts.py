@@ -88,7 +88,7 @@ async def save_account(
 
 async def list_accounts(db: AsyncSession) -> list[Account]:
     rows = (await db.execute(select(Person, StaffMember).join(StaffMember, StaffMember.person_id == Person.id)
-                             .order_by(Person.id))).tuples().all()
+                             .order_by(Person.id))).all()
     return [Account(p, s) for p, s in rows]
 
 

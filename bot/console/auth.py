@@ -39,7 +39,6 @@ ADMIN, STAFF, LEAD = "admin", "staff", "group_lead"
 ROLES = (ADMIN, STAFF, LEAD)
 ROLE_LABELS = {ADMIN: "管理员", STAFF: "工作人员", LEAD: "组长"}
 COOKIE = "cl_session"
-VIEWER = "console.viewer"
 
 _hasher = PasswordHasher()
 # Verified against when the login is unknown, so a wrong login costs as long as a wrong password.
@@ -65,6 +64,9 @@ class Viewer:
     def sees_group(self, group: str) -> bool:
         """A group lead sees only their trade groups; admin and staff see everything."""
         return self.role != LEAD or group in self.groups
+
+
+VIEWER = web.RequestKey("console.viewer", Viewer)
 
 
 def hash_password(password: str) -> str:
@@ -119,15 +121,20 @@ def unsign_session(key: bytes, value: str, now: datetime) -> tuple[str, int] | N
     return session_id, person_id
 
 
-async def start_session(request: web.Request, db: AsyncSession, person_id: int, response: web.StreamResponse) -> None:
-    """Store a new session row (in ``db``'s transaction) and set its cookie on ``response``."""
-    settings = request.app[settings_key].console
-    now = request.app[clock_key].now()
-    expires = now + timedelta(hours=settings.session_hours)
+async def new_session(db: AsyncSession, person_id: int, now: datetime, hours: int) -> tuple[str, datetime]:
+    """Store a new session row in ``db``'s transaction; returns (session id, expiry)."""
+    expires = now + timedelta(hours=hours)
     session_id = secrets.token_urlsafe(24)
     # Rows of long-expired sessions and links go with each login: the table stays small.
     await db.execute(delete(LoginToken).where(LoginToken.expires_at < now - timedelta(days=1)))
     db.add(LoginToken(token_hash=session_hash(session_id), person_id=person_id, expires_at=expires))
+    return session_id, expires
+
+
+async def start_session(request: web.Request, db: AsyncSession, person_id: int, response: web.StreamResponse) -> None:
+    """Store a new session (in ``db``'s transaction) and set its cookie on ``response``."""
+    settings = request.app[settings_key].console
+    session_id, expires = await new_session(db, person_id, request.app[clock_key].now(), settings.session_hours)
     response.set_cookie(
         COOKIE, sign_session(request.app[secret_key], session_id, person_id, expires),
         max_age=settings.session_hours * 3600, path="/console", httponly=True, samesite="Lax",
@@ -166,7 +173,7 @@ async def load_viewer(request: web.Request) -> Viewer | None:
 
 def viewer_of(request: web.Request) -> Viewer:
     viewer = request.get(VIEWER)
-    assert isinstance(viewer, Viewer), "handler not wrapped in guard()"
+    assert viewer is not None, "handler not wrapped in guard()"
     return viewer
 
 

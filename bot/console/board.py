@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +33,7 @@ COLUMNS = (
     Column("service", "服务中", (CaseState.ASSIGNED, CaseState.IN_PROGRESS)),
     Column("feedback", "待评价", (CaseState.RESOLVED,)),
 )
+BoardQuery = Select[Case, str, str]
 BOARD_STATES = tuple(s.value for c in COLUMNS for s in c.states)
 
 
@@ -79,7 +80,7 @@ class BoardColumn:
     cards: list[Card] = field(default_factory=list)
 
 
-def _apply(stmt: Select[Any], f: BoardFilter, viewer: Viewer, tz: Any) -> Select[Any]:
+def _apply(stmt: BoardQuery, f: BoardFilter, viewer: Viewer, tz: tzinfo) -> BoardQuery:
     if viewer.role == "group_lead":
         stmt = stmt.where(Case.trade_group.in_(viewer.groups))
     if f.group:

@@ -82,7 +82,7 @@ async def _timeline(db: AsyncSession, case: Case) -> list[Line]:
     lines = [Line(e.at, EVENT_LABELS.get(e.kind, e.kind), e.actor_label, e.detail,
                   f"{state_label(e.from_state)} → {state_label(e.to_state)}" if e.from_state and e.to_state else "")
              for e in events]
-    names = dict((await db.execute(select(Person.id, Person.name))).tuples().all())
+    names = dict((await db.execute(select(Person.id, Person.name))).all())
     for m in (await db.scalars(select(RelayedMessage).where(RelayedMessage.case_id == case.id))).all():
         body = m.text or ("[图片]" if m.kind == "image" else f"[{m.kind}]")
         lines.append(Line(m.at, "留言", names.get(m.from_id, ""), f"→ {names.get(m.to_id, '')}：{body}"))

@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.console.keys import secret_key
 
 PRE_COOKIE = "cl_pre"
-_PRE_KEY = "console.pre"
+_PRE_KEY = web.RequestKey("console.pre", str)
 _FIELD = "_csrf"
 
 
@@ -33,8 +33,17 @@ def _binding(request: web.Request) -> str:
     return f"p:{pre}"
 
 
+def token(key: bytes, binding: str) -> str:
+    return hmac.new(key, f"csrf|{binding}".encode(), hashlib.sha256).hexdigest()
+
+
 def token_for(request: web.Request) -> str:
-    return hmac.new(request.app[secret_key], f"csrf|{_binding(request)}".encode(), hashlib.sha256).hexdigest()
+    return token(request.app[secret_key], _binding(request))
+
+
+def session_token(key: bytes, session_id: str) -> str:
+    """The token of a signed-in session (what every form of that session carries)."""
+    return token(key, f"s:{session_id}")
 
 
 def remember_pre(request: web.Request, response: web.StreamResponse) -> None:

@@ -21,7 +21,7 @@ class BoardHub:
 
     def __init__(self, *, settle_s: float = SETTLE_S) -> None:
         self.version = 0
-        self._settle_s = settle_s
+        self.settle_s = settle_s
         self._cond: asyncio.Condition | None = None
         self._pending: asyncio.TimerHandle | None = None
         self.closed = False
@@ -39,7 +39,7 @@ class BoardHub:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # a CLI command moved a case: no board in this process
-        self._pending = loop.call_later(self._settle_s, lambda: asyncio.ensure_future(self._publish()))
+        self._pending = loop.call_later(self.settle_s, lambda: asyncio.ensure_future(self._publish()))
 
     async def _publish(self) -> None:
         self._pending = None

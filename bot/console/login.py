@@ -12,8 +12,17 @@ from aiohttp import web
 from sqlalchemy import select, update
 
 from bot.console import csrf
-from bot.console.auth import ROLES, end_session, guard, hash_password, needs_rehash, public, start_session
-from bot.console.auth import verify_password, viewer_of
+from bot.console.auth import (
+    ROLES,
+    end_session,
+    guard,
+    hash_password,
+    needs_rehash,
+    public,
+    start_session,
+    verify_password,
+    viewer_of,
+)
 from bot.console.render import redirect, render
 from bot.keys import clock_key, sessions_key, settings_key
 from handlers.staff.login import link_hash

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -50,16 +49,16 @@ async def directory(request: web.Request) -> web.Response:
     if region:
         stmt = stmt.where(Craftsman.region.contains(region, autoescape=True))
     async with request.app[sessions_key]() as db:
-        rows = (await db.execute(stmt.limit(3000))).tuples().all()
+        rows = (await db.execute(stmt.limit(3000))).all()
         load = dict((await db.execute(
             select(Case.craftsman_id, func.count()).where(Case.state.in_([s.value for s in ACTIVE_STATES]))
-            .group_by(Case.craftsman_id))).tuples().all())
+            .group_by(Case.craftsman_id))).all())
         points = dict((await db.execute(
             select(PointsEntry.craftsman_id, func.sum(PointsEntry.points)).group_by(PointsEntry.craftsman_id)
-        )).tuples().all())
+        )).all())
         served = {cid: (avg, hours) for cid, avg, hours in (await db.execute(
             select(Case.craftsman_id, func.avg(Case.rating), func.coalesce(func.sum(Case.help_hours), 0.0))
-            .where(Case.craftsman_id.is_not(None)).group_by(Case.craftsman_id))).tuples().all()}
+            .where(Case.craftsman_id.is_not(None)).group_by(Case.craftsman_id))).all()}
         groups = sorted(set((await db.scalars(select(Craftsman.trade_group).distinct())).all()))
     if viewer.role == "group_lead":
         groups = [g for g in groups if g in viewer.groups]
@@ -135,7 +134,7 @@ async def enterprises(request: web.Request) -> web.Response:
         counts: dict[int, list[int]] = {}
         for eid, state, n in (await db.execute(
             select(Case.enterprise_id, Case.state, func.count()).where(Case.enterprise_id.is_not(None))
-            .group_by(Case.enterprise_id, Case.state))).tuples().all():
+            .group_by(Case.enterprise_id, Case.state))).all():
             total = counts.setdefault(eid or 0, [0, 0])
             total[1] += n
             if state in {s.value for s in OPEN_STATES}:
@@ -150,7 +149,7 @@ async def enterprise_page(request: web.Request) -> web.Response:
         if firm is None:
             raise web.HTTPNotFound(text="没有这家企业。")
         contacts = (await db.scalars(select(Person).where(Person.enterprise_id == firm.id).order_by(Person.id))).all()
-        rows: list[Any] = (await db.execute(
+        rows = (await db.execute(
             select(Case, Person.name).outerjoin(Person, Person.id == Case.craftsman_id)
             .where(Case.enterprise_id == firm.id, Case.state != "draft").order_by(Case.id.desc()).limit(500))).all()
     return render(request, "enterprise.html", firm=firm, contacts=contacts, cases=rows)

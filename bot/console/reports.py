@@ -6,6 +6,8 @@ workbook and this page), so the page and the XLSX can never disagree.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from bot.console import charts
@@ -14,6 +16,7 @@ from bot.console.render import render
 from bot.keys import clock_key, sessions_key, settings_key
 from handlers.reports import add_months, month_key, parse_month
 from handlers.reports.monthly import MonthlyReport, build_monthly
+from handlers.reports.xlsx import monthly_workbook
 
 MONTHS_LISTED = 24
 
@@ -56,8 +59,6 @@ async def report_page(request: web.Request) -> web.Response:
 
 async def report_xlsx(request: web.Request) -> web.Response:
     """The monthly workbook (the same one the monthly job sends)."""
-    from handlers.reports.xlsx import monthly_workbook
-
     month = _month(request, request.match_info["month"])
     rep = await _build(request, month)
     data = monthly_workbook(rep)
@@ -65,9 +66,18 @@ async def report_xlsx(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f"attachment; filename=craftlink-{month}.xlsx"})
 
 
+async def report_png(request: web.Request) -> web.Response:
+    """The month-over-month chart of the monthly report (matplotlib, rendered off the event loop)."""
+    from handlers.reports.chart import monthly_chart
+
+    rep = await _build(request, _month(request, request.match_info["month"]))
+    return web.Response(body=await asyncio.to_thread(monthly_chart, rep), content_type="image/png")
+
+
 def routes() -> list[web.RouteDef]:
     office = guard(ADMIN, STAFF)
     return [
         web.get("/console/reports", office(report_page)),
         web.get("/console/reports/{month}.xlsx", office(report_xlsx)),
+        web.get("/console/reports/{month}.png", office(report_png)),
     ]

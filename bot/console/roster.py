@@ -128,10 +128,10 @@ async def roster_download(request: web.Request) -> web.Response:
 
     async with request.app[sessions_key]() as db:
         rows = (await db.execute(select(Person, Craftsman).join(Craftsman, Craftsman.person_id == Person.id)
-                                 .order_by(Craftsman.code))).tuples().all()
+                                 .order_by(Craftsman.code))).all()
         identities: dict[int, Identity] = {}
-        for ident in (await db.scalars(select(Identity).order_by(Identity.id.desc()))).all():
-            identities[ident.person_id] = ident  # the oldest identity wins: the one the roster gave
+        for row in (await db.scalars(select(Identity).order_by(Identity.id.desc()))).all():
+            identities[row.person_id] = row  # the oldest identity wins: the one the roster gave
     wb = openpyxl.Workbook()
     ws = wb.active
     assert ws is not None

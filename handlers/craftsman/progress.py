@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from sqlalchemy import select
+
 from handlers.cases import add_event, get_case, transition
 from handlers.context import HandlerContext, UserError
 from handlers.messages import card
 from handlers.router import Command, Router
-from storage.models import ACTIVE_STATES, Case, CaseState, Role
+from storage.models import ACTIVE_STATES, Case, CaseState, Offer, OfferState, Role
 
 router = Router("craftsman.progress")
 _HOURS = re.compile(r"(?:用时|耗时|工时)?\s*(\d+(?:\.\d+)?)\s*(?:个)?(小时|h|H|钟头|分钟|min)")
@@ -19,6 +21,10 @@ _WHEN = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?\s*(\d{1,2})[:
 async def _my_active_case(ctx: HandlerContext, cmd: Command) -> Case:
     case = await get_case(ctx.session, cmd.number)
     if case.craftsman_id != ctx.person.id:
+        offered = await ctx.session.scalar(select(Offer.id).where(
+            Offer.case_id == case.id, Offer.craftsman_id == ctx.person.id, Offer.state == OfferState.PENDING.value))
+        if offered is not None:
+            raise UserError(f"您还没有接下案件 #{case.number}，请先回复「接单 {case.number}」。")
         raise UserError(f"案件 #{case.number} 不是您负责的案件。")
     if CaseState(case.state) not in ACTIVE_STATES:
         raise UserError(f"案件 #{case.number} 当前不在服务中，无法操作。")

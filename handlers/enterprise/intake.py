@@ -248,3 +248,16 @@ async def stray_submit(ctx: HandlerContext, cmd: Command) -> None:
         await request_step(ctx, cmd.raw)
         return
     await ctx.reply("目前没有待提交的需求。请直接描述遇到的问题。")
+
+
+@router.command("新需求", "提需求", roles={Role.ENTERPRISE}, summary="新需求 描述 — 在服务进行中另提一个新需求")
+async def new_request(ctx: HandlerContext, cmd: Command) -> None:
+    """Start a new request even while a case is open (free text would go to its craftsman)."""
+    if ctx.dialog.flow is not None:
+        await ctx.dialog.clear()
+    text = cmd.rest.strip() if cmd.number is None else f"{cmd.number} {cmd.rest}".strip()
+    if not text:
+        ctx.dialog.start(REQUEST, "describe", {"photos": []})
+        await ctx.reply("请描述新的技术问题（设备、现象、已经试过的办法），可以附照片。")
+        return
+    await start_request(ctx, text)

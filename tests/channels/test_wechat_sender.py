@@ -209,6 +209,15 @@ async def test_outside_window_with_a_template_notifies_once_and_holds(env: Env) 
     assert notice["data"]["thing1"]["value"] == first[:20]  # "thing" fields take 20 characters
 
 
+async def test_a_refused_template_still_holds_the_message(env: Env) -> None:
+    env.settings.template_id_notice = "TPL-WRONG"
+    await env.seen("o5", timedelta(hours=72))
+    env.fake.fail_next(("errcode", 40037))  # invalid template_id
+    with pytest.raises(HeldSendError) as err:
+        await env.sender().send("o5", text("x"), extra={})
+    assert err.value.code == "window_closed"
+
+
 async def test_image_upload_and_file_refused(env: Env) -> None:
     env.fake.touch("o1")
     photo = env.tmp / "fix.png"
