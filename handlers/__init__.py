@@ -10,12 +10,12 @@ from handlers.router import Router
 @cache
 def build_router() -> Router:
     """Compose the routers; order matters only for commands sharing a name (none do across roles)."""
-    from handlers import common, feedback, quiet_commands
+    from handlers import common, feedback, menu, quiet_commands
     from handlers.craftsman import chat as craftsman_chat
     from handlers.craftsman import nudges, offers, profile, progress
     from handlers.enterprise import chat as enterprise_chat
     from handlers.enterprise import intake
-    from handlers.staff import dispatching, info, login, reports_chat, review
+    from handlers.staff import dispatching, info, login, mobilisation, reports_chat, review
 
     return Router("root").include(
         common.router,
@@ -33,4 +33,6 @@ def build_router() -> Router:
         login.router,
         reports_chat.router,
         quiet_commands.router,
+        menu.router,
+        mobilisation.router,
     )

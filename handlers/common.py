@@ -1,4 +1,4 @@
-"""Commands every role has: 帮助, 取消, 切换, 免打扰 is in the scheduler flows."""
+"""Commands every role has: 帮助, 取消, 切换 (免打扰 lives with the quiet-hours code)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ INTRO = {
 }
 
 
-@router.command("帮助", "菜单帮助", "help", roles=ALL, summary="帮助 — 查看可用指令")
+@router.command("帮助", "help", roles=ALL, summary="帮助 — 查看可用指令")
 async def help_(ctx: HandlerContext, cmd: Command) -> None:
     """List the commands of the sender's role."""
     from handlers import build_router  # the composed router knows every command

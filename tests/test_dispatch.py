@@ -81,6 +81,8 @@ async def test_review_gate_and_rejection_reason(tmp_path: Path, db_url: str, clo
         staff = pg.person("demo-staff-1")
         review = await staff.read()
         assert review and review[-1]["buttons"][0]["command"] == f"审核 {number} 通过"
+        assert review[-1]["buttons"][1]["command"] == f"派单 {number} GJ1007"  # the top candidate, one tap
+        assert "推荐师傅" in review[-1]["text"] and "孙卫东（编号 GJ1007）" in review[-1]["text"]
         assert f"#{number}" in Chat.text_of(await staff.say("待审"))
         assert "需要写明原因" in Chat.text_of(await staff.say(f"审核 {number} 驳回"))
         assert (await case_of(pg, number)).state == CaseState.SUBMITTED  # refused: nothing changed
@@ -140,3 +142,17 @@ async def test_escalates_after_max_candidates(tmp_path: Path, db_url: str, clock
         assert (await case_of(pg, number)).state == CaseState.ESCALATED
         assert "已有 1 位师傅未接单" in Chat.text_of(await pg.person("demo-staff-2").read())
         assert await pg.person("demo-craftsman-1008").read() == []
+
+
+async def test_unclear_request_goes_to_staff_even_with_review_off(playground: Playground) -> None:
+    firm = playground.person("demo-firm-3")
+    first = Chat.text_of(await firm.say("我们厂里那个东西又坏了，老板很着急"))
+    assert "暂时没能判断属于哪个专业" in first
+    await firm.tap("线上指导")
+    await firm.tap("紧急")
+    done = Chat.text_of(await firm.tap("提交"))
+    assert "工作人员审核后" in done
+    number = int(done.split("#")[1][:4])
+    assert (await case_of(playground, number)).state == CaseState.SUBMITTED
+    card = (await playground.person("demo-staff-2").read())[-1]
+    assert f"待审核：案件 #{number}" in card["title"] and "系统未能判断专业" in card["text"]

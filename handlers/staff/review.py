@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from handlers import candidates
 from handlers.cases import add_event, get_case, summary, transition
 from handlers.context import HandlerContext, UserError
 from handlers.dispatch import start_matching
@@ -23,7 +24,15 @@ async def notify_review(ctx: HandlerContext, case: Case) -> None:
         body += f"\n系统判断：{case.trade_group}（置信度 {case.group_confidence:.2f}）"
     else:
         body += "\n系统未能判断专业，请人工指定。"
-    buttons = [Button("通过", f"审核 {case.number} 通过"), Button("驳回", f"审核 {case.number} 驳回")]
+    ranked = await candidates.rank(ctx.session, case, now=ctx.now(), exclude=set(), top_k=3)
+    if ranked:
+        body += "\n推荐师傅："
+        body += "".join(f"\n· {r.name}（编号 {r.code}）：{'；'.join(r.reasons[:3])}" for r in ranked)
+    else:
+        body += "\n暂无匹配的师傅，请人工指定。"
+    buttons = [Button("通过", f"审核 {case.number} 通过")]
+    buttons += [Button(f"派给{r.name}", f"派单 {case.number} {r.code}") for r in ranked[:3]]
+    buttons.append(Button("驳回", f"审核 {case.number} 驳回"))
     await ctx.outbox.to_staff(card(f"待审核：案件 #{case.number}", body, buttons), case_id=case.id,
                               groups=(case.trade_group,))
 

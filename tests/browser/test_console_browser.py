@@ -1,0 +1,141 @@
+"""The console in a real browser (Chromium through Playwright): log in, watch a case arrive on the live
+board, dispatch it and see the offer in the craftsman's chat, upload a roster with a bad row, a group
+lead refused another group's case, a ``<script>`` in a case text left unexecuted, phone-width layout.
+Screenshots of the board and the report page go to a temp dir (see conftest.keep for docs/)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.keys import sessions_key
+from storage.models import Craftsman
+from tests.browser.conftest import keep
+from tests.chat import Chat, Playground
+from tests.console.conftest import FISH, MOLD, Console
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+PASSWORD = "browser-pass-2026"
+SUN = "demo-craftsman-1007"
+XSS = "冲床的模子崩刃<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
+
+
+async def expect(locator: Any) -> Any:
+    from playwright.async_api import expect as pw_expect
+
+    return pw_expect(locator)
+
+
+async def sign_in(page: Any, base: str, login: str) -> None:
+    await page.goto(f"{base}/console/login")
+    await page.fill("input[name=login]", login)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/console/")
+
+
+async def test_live_board_dispatch_reaches_the_craftsman(playground: Playground, page: Any, shots: Path) -> None:
+    console = Console(playground)
+    await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD, identity=("web", "demo-staff-1"))
+    earlier = await console.submit("demo-firm-2", FISH)
+    await console.submit("demo-firm-3", "SMT贴片后回流焊锡点发灰，有虚焊")
+    await sign_in(page, console.base, "chenxh")
+    await (await expect(page.locator(f'[data-case="{earlier}"]'))).to_be_visible()
+
+    number = await console.submit("demo-firm-1", MOLD)  # a chat message arrives; nobody reloads the page
+    card = page.locator(f'[data-column="review"] [data-case="{number}"]')
+    await (await expect(card)).to_be_visible()
+    await (await expect(card)).to_contain_text("模具制造")
+    board_png = shots / "console-board.png"
+    await page.screenshot(path=str(board_png), full_page=True)
+    keep(board_png)
+
+    async with playground.app[sessions_key]() as db:
+        sun = await db.scalar(select(Craftsman.person_id).where(Craftsman.code == "GJ1007"))
+    await card.click()
+    await page.wait_for_url(re.compile(rf"/console/cases/{number}$"))
+    await page.select_option("#dispatch-craftsman", str(sun))
+    await page.click("#dispatch-form button[type=submit]")
+    await (await expect(page.locator(".flash"))).to_contain_text(f"已将 #{number} 派给 孙卫东")
+    await (await expect(page.locator(".timeline"))).to_contain_text("邀请 孙卫东 接单")
+
+    await playground.settle()
+    chat = await page.context.new_page()  # the craftsman's side: the web chat playground
+    await chat.goto(f"{console.base}/playground")
+    await chat.select_option("#person", SUN)
+    await (await expect(chat.locator("#log"))).to_contain_text(f"新的服务需求 #{number}")
+    await (await expect(chat.locator("#log button", has_text="接单"))).to_be_visible()
+
+
+async def test_roster_upload_shows_the_rejected_row(playground: Playground, page: Any, tmp_path: Path) -> None:
+    console = Console(playground)
+    await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD)
+    await sign_in(page, console.base, "chenxh")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("编号,姓名,小组,手机\nGJ3001,方志刚,焊接工艺,13800001111\nGJ3002,错号码,焊接工艺,12ab\n",
+                      encoding="utf-8")
+    await page.goto(f"{console.base}/console/roster")
+    await page.set_input_files("input[type=file]", str(roster))
+    await page.click("#roster-upload button[type=submit]")
+    rejected = page.locator("table.rejected")
+    await (await expect(rejected)).to_contain_text("第 3 行")
+    await (await expect(rejected)).to_contain_text("手机号“12ab”格式不对")
+    await (await expect(page.locator("#preview"))).to_contain_text("新增 1 人，更新 0 人，不变 0 人，错误 1 行")
+    await page.click("text=确认导入")
+    await (await expect(page.locator(".flash"))).to_contain_text("花名册已导入：新增 1 人")
+    await page.goto(f"{console.base}/console/craftsmen?q=GJ3001")
+    await (await expect(page.locator("table.directory"))).to_contain_text("方志刚")
+
+
+async def test_group_lead_is_refused_and_script_never_runs(playground: Playground, page: Any) -> None:
+    console = Console(playground)
+    await console.add_staff("赵组长", "group_lead", groups=["模具制造"], identity=("web", "demo-staff-2"))
+    fish = await console.submit("demo-firm-2", FISH)
+    mold = await console.submit("demo-firm-1", XSS)
+    # The lead signs in the phone way: 登录 in chat, then the one-time link.
+    reply = Chat.text_of(await playground.person("demo-staff-2").say("登录"))
+    link = re.search(r"/console/login/[\w-]+", reply).group(0)  # type: ignore[union-attr]
+    await page.goto(console.base + link)
+    await page.click("text=确认登录")
+    await page.wait_for_url(f"{console.base}/console/")
+
+    response = await page.goto(f"{console.base}/console/cases/{fish}")
+    assert response.status == 403
+    await (await expect(page.locator("h1"))).to_have_text("无权访问")
+    await (await expect(page.locator("main"))).not_to_contain_text("鱼塘")
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    await page.goto(f"{console.base}/console/cases/{mold}")
+    await (await expect(page.locator("#case-text"))).to_contain_text("<script>window.pwned = 1</script>")
+    assert await page.evaluate("typeof window.pwned") == "undefined" and dialogs == []
+    await page.goto(f"{console.base}/console/")
+    await (await expect(page.locator(f'[data-case="{mold}"]'))).to_contain_text("<script>")
+    assert await page.evaluate("typeof window.pwned") == "undefined"
+
+
+async def test_report_page_and_phone_width(playground: Playground, page: Any, shots: Path) -> None:
+    console = Console(playground)
+    admin = await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD)
+    for user, text in (("demo-firm-1", MOLD), ("demo-firm-2", FISH), ("demo-firm-3", "SMT贴片回流焊锡点发灰")):
+        await console.submit(user, text)
+    await sign_in(page, console.base, "chenxh")
+    await page.goto(f"{console.base}/console/reports")
+    await (await expect(page.locator("h1"))).to_contain_text("2026年11月 工作进展")
+    await (await expect(page.locator("svg.chart").first)).to_be_visible()
+    await page.wait_for_function("document.querySelector('img.report-chart').complete")
+    report_png = shots / "console-report.png"
+    await page.screenshot(path=str(report_png), full_page=True)
+    keep(report_png)
+
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone, as in WeCom's in-app browser
+    for path in ("/console/", "/console/reports", "/console/craftsmen"):
+        await page.goto(console.base + path)
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (path, overflow)
+    assert admin > 0
