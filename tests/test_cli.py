@@ -149,3 +149,13 @@ def test_demo_seed_is_idempotent(tmp_path: Path, db_url: str) -> None:
     config = write_config(tmp_path, db_url)
     assert "新增 40 人" in run("--config", str(config), "demo", "seed").stdout
     assert "新增 0 人" in run("--config", str(config), "demo", "seed").stdout
+
+
+def test_readme_lists_every_chat_command() -> None:
+    from handlers import build_router
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = sorted({  # the primary name of each command; aliases (拒绝, 查询, ...) need not be listed
+        route.names[0] for route in build_router().commands if route.summary and f"`{route.names[0]}" not in readme
+    })
+    assert missing == []

@@ -128,7 +128,11 @@ async def test_report_page_and_phone_width(playground: Playground, page: Any, sh
     await page.goto(f"{console.base}/console/reports")
     await (await expect(page.locator("h1"))).to_contain_text("2026年11月 工作进展")
     await (await expect(page.locator("svg.chart").first)).to_be_visible()
-    await page.wait_for_function("document.querySelector('img.report-chart').complete")
+    width = await page.evaluate("""() => new Promise(done => {  // the matplotlib chart has loaded
+        const img = document.querySelector("img.report-chart");
+        if (img.complete) { done(img.naturalWidth); } else { img.onload = () => done(img.naturalWidth); }
+    })""")
+    assert width > 0
     report_png = shots / "console-report.png"
     await page.screenshot(path=str(report_png), full_page=True)
     keep(report_png)

@@ -97,5 +97,7 @@ def test_wiring_registers_triggers_and_a_catch_up_run(playground: Playground) ->
     sched = build_scheduler(playground.app)
     ids = {job.id for job in sched.get_jobs()}
     assert {"timers.poll", "digest.daily", "report.monthly", "jobs.catch_up"} <= ids
-    trigger = str(sched.get_job("digest.daily").trigger)  # type: ignore[union-attr]
+    job = sched.get_job("digest.daily")
+    assert job is not None
+    trigger = str(job.trigger)
     assert "hour='8'" in trigger and "minute='30'" in trigger

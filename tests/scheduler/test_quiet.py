@@ -16,8 +16,8 @@ from tests.scheduler.helpers import SUN, accepted_case, submit
 SH = ZoneInfo("Asia/Shanghai")
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SH)
 
 
 def test_quiet_until_across_midnight_and_within_a_day() -> None:
