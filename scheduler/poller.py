@@ -48,14 +48,14 @@ async def fire_one(sessions: async_sessionmaker[AsyncSession], services: Service
         timer.state = TimerState.FIRED.value
         timer.fired_at = services.clock.now()
         fired = (timer.kind, timer.due_at, timer.fired_at)
+        outbox = Outbox(session, services.clock)
         if handler is None:
             log.error("no handler for timer kind %s (timer %s)", timer.kind, timer.id)
-            return True
-        person = await _system_person(session, timer)
-        outbox = Outbox(session, services.clock)
-        ctx = HandlerContext(session=session, services=services, person=person,
-                             dialog=DialogView(session, services.clock, person.id, None), outbox=outbox)
-        await handler(ctx, timer)
+        else:
+            person = await _system_person(session, timer)
+            ctx = HandlerContext(session=session, services=services, person=person,
+                                 dialog=DialogView(session, services.clock, person.id, None), outbox=outbox)
+            await handler(ctx, timer)
     metrics.observe_timer(*fired)  # after the commit: a rolled-back firing is not counted
     if outbox.written:
         services.on_outbox()

@@ -26,13 +26,13 @@ class OutsideWindow:
 
 
 async def test_nudge_outside_the_send_window_is_held_and_reported(playground: Playground) -> None:
-    playground.app[senders_key][Channel.WECHAT] = OutsideWindow()  # type: ignore[assignment]
+    playground.app[senders_key][Channel.WECHAT] = OutsideWindow()
     _, sun = await accepted_case(playground)
     async with playground.app[sessions_key]() as s, s.begin():
         person = await s.scalar(select(Person).where(Person.name == "孙卫东"))
         assert person is not None  # last seen on WeChat: the nudge goes there
         s.add(Identity(person_id=person.id, channel="wechat", channel_user_id="o-sun",
-                       last_seen_at=playground.clock.now(), extra={}))
+                       last_seen_at=playground.clock.now() + timedelta(seconds=1), extra={}))
     staff = playground.person(STAFF1)
     await staff.read()
     await playground.fire_timers(advance=timedelta(hours=24, minutes=1))
