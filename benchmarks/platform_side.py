@@ -61,7 +61,7 @@ async def post_one(http: aiohttp.ClientSession, port: int, cb: Callback, out: De
         async with http.post(f"http://127.0.0.1:{port}/wecom/callback", params=cb.query, data=cb.body) as r:
             await r.read()
             status = r.status
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         status = 0
     out.statuses[status] = out.statuses.get(status, 0) + 1
     if status == 200:

@@ -68,16 +68,15 @@ async def seed_history(session: AsyncSession, settings: Settings, *, last_month:
             accepted = submitted + timedelta(minutes=rng.randint(10, 600))
             hours = rng.choice([1, 1.5, 2, 3, 4, 6])
             resolved = accepted + timedelta(hours=rng.randint(4, 60))
-            solved = i % 7 != 6  # one case in seven is still open at the month's end
+            solved = i % 7 != 6  # one case in seven was withdrawn by the enterprise unsolved
             rating = rng.choice([5, 5, 5, 4, 4, 3, 2, None]) if solved else None
             requester = requesters[i % len(requesters)]
             case = Case(requester_id=requester.id, enterprise_id=requester.enterprise_id,
                         craftsman_id=craftsmen[group][i % len(craftsmen[group])], trade_group=group,
                         text=PROBLEMS[group][i % 2], mode=(Mode.ONSITE if i % 3 == 0 else Mode.ONLINE).value,
-                        state=(CaseState.CLOSED if solved else CaseState.IN_PROGRESS).value,
+                        state=(CaseState.CLOSED if solved else CaseState.CANCELLED).value,
                         created_at=submitted, submitted_at=submitted, accepted_at=accepted,
-                        resolved_at=resolved if solved else None, closed_at=resolved + timedelta(hours=5) if solved
-                        else None, help_hours=hours if solved else None, rating=rating, last_activity_at=accepted)
+                        resolved_at=resolved if solved else None, closed_at=resolved + timedelta(hours=5), help_hours=hours if solved else None, rating=rating, last_activity_at=accepted)
             session.add(case)
             await session.flush()
             made += 1
@@ -116,6 +115,16 @@ async def _open_cases(session: AsyncSession, craftsmen: dict[str, list[int]], re
              mode=Mode.ONSITE.value, created_at=now - day * 0.8, submitted_at=now - day * 0.8,
              accepted_at=now - day * 0.6, last_activity_at=now - day * 0.5, appointment_at=now + timedelta(hours=5)),
     ]
+    rated = [(5, "一次就解决了，谢谢师傅"), (2, "师傅来晚了，问题还没彻底解决")]
+    for i, (rating, comment) in enumerate(rated):
+        rows.append(Case(requester_id=requesters[i].id, enterprise_id=requesters[i].enterprise_id,
+                         trade_group="数控加工", craftsman_id=craftsmen["数控加工"][i], text="加工中心主轴异响",
+                         state=CaseState.CLOSED.value, created_at=now - day * 3, submitted_at=now - day * 3,
+                         accepted_at=now - day * 2.8, resolved_at=now - day * 0.9, closed_at=now - day * 0.6,
+                         help_hours=2.0, rating=rating))
     session.add_all(rows)
     await session.flush()
+    for (rating, comment), case in zip(rated, rows[-2:], strict=True):
+        session.add(Feedback(case_id=case.id, person_id=case.requester_id, rating=rating, comment=comment,
+                             at=now - day * 0.6))
     return len(rows)

@@ -123,3 +123,16 @@ async def test_web_chat_rejects_malformed_requests(playground: Playground) -> No
     assert (await c.post("/webchat/send", json={"user": "ok", "text": "x" * 5000})).status == 400
     assert (await c.get("/webchat/messages", params={"user": "ok", "after": "x"})).status == 400
     assert (await c.get("/webchat/media/..%2Fsecret")).status == 404
+
+
+async def test_text_while_waiting_supplements_the_request(playground: Playground) -> None:
+    number = await submit_case(playground)
+    firm = playground.person("demo-firm-1")
+    reply = Chat.text_of(await firm.say("补充一下，是200吨的冲床"))
+    assert f"已补充到需求 #{number}" in reply
+    await playground.person("demo-craftsman-1007").read()
+    accepted = Chat.text_of(await playground.person("demo-craftsman-1007").say(f"接单 {number}"))
+    assert "接单成功" in accepted and "补充：补充一下，是200吨的冲床" in accepted
+    async with playground.app[sessions_key]() as s:
+        case = await s.get(Case, number - 1000)
+        assert case is not None and "补充：补充一下，是200吨的冲床" in case.text

@@ -68,6 +68,7 @@ async def accept(ctx: HandlerContext, cmd: Command) -> None:
     phone = f"，电话 {requester.phone}" if ctx.settings.bot.share_phone and requester and requester.phone else ""
     await ctx.reply(
         f"接单成功：案件 #{case.number}。\n企业：{enterprise.name if enterprise else ''}，联系人 {contact}{phone}。\n"
+        f"需求：{case.text}\n"
         f"直接回复消息即转达给企业。\n"
         f"进展：「进展 {case.number} 内容」 预约上门：「预约 {case.number} 2026-12-01 09:00」 "
         f"完成：「完成 {case.number} 用时3小时 说明」"

@@ -70,14 +70,17 @@ def monthly_chart(rep: MonthlyReport, *, font: str | None | bool = True) -> byte
     """PNG bytes. ``font=True`` finds a CJK font; ``None``/``False`` forces the romanised fallback."""
     family = cjk_font() if font is True else (font or None)
     zh = family is not None
+    history = list(rep.history)
+    while len(history) > 1 and not history[0][1]:  # months before the service started say nothing
+        history.pop(0)
     totals: dict[str, float] = {}
-    for _, groups in rep.history:
+    for _, groups in history:
         for g, row in groups.items():
             totals[g] = totals.get(g, 0) + row.cases + row.solved
     top = [g for g, _ in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_GROUPS]]
     has_other = len(totals) > len(top)
     labels = top + (["其他"] if has_other else [])
-    months = [m for m, _ in rep.history]
+    months = [m for m, _ in history]
 
     def value(groups: dict[str, Row], g: str, attr: str) -> float:
         if g == "其他" and has_other:
@@ -92,7 +95,7 @@ def monthly_chart(rep: MonthlyReport, *, font: str | None | bool = True) -> byte
     width = 0.8 / max(1, len(months))
     for ax, attr, title in ((axes[0], "cases", ("新增需求（件）", "Requests")),
                             (axes[1], "help_hours", ("帮扶时长（小时）", "Help hours"))):
-        for i, (month, groups) in enumerate(rep.history):
+        for i, (month, groups) in enumerate(history):
             xs = [j + (i - (len(months) - 1) / 2) * width for j in range(len(labels))]
             _, m = parse_month(month)
             ax.bar(xs, [value(groups, g, attr) for g in labels], width=width,

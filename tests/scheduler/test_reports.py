@@ -46,10 +46,11 @@ async def test_digest_sections_and_group_lead_view(sessions: async_sessionmaker[
         d = await build_digest(s, settings, today=MONDAY.date(), now=MONDAY)
         lead = await build_digest(s, settings, today=MONDAY.date(), now=MONDAY, groups={"水产养殖"})
     assert not d.empty and d.markdown.startswith("### 工作日报 11月2日")
-    for section in ("**11月1日**：新需求 3 · 已接单 1 · 已解决 0", "**待审核（1）**", "**无人接单，待人工派单（1）**", "**进展停滞（1）**",
+    for section in ("**11月1日**：新需求 3 · 已接单 1 · 已解决 2", "**评价**：2 条，平均 3.5 分",
+                    "**低分评价（≤2 分）（1）**\n- #1010 2 分（郑国庆）师傅来晚了", "**待审核（1）**", "**无人接单，待人工派单（1）**", "**进展停滞（1）**",
                     "**今日预约上门（11月2日）（1）**", "**按专业**：焊接工艺 1 · 水产养殖 1 · 模具制造 1"):
         assert section in d.markdown, section
-    assert "评价" not in d.markdown  # no rating yesterday: the section is left out
+    assert "超时未评价" not in d.markdown and "未送达" not in d.markdown  # empty sections are left out
     assert "鱼塘夜间缺氧" in lead.markdown and "焊缝返修" not in lead.markdown
 
 
