@@ -110,11 +110,11 @@ async def craftlink_run(db: str, instances: int, a: Args, tmp: Path) -> dict[str
         e2e, offers_doubled = e2e_latencies(sent, submitted)
         top = await closed_loop(ports, traffic(200_000, platform), concurrency=a.concurrency, seconds=a.max_seconds)
         acked = at_rate.acked | top.acked
+        handled = sum(_handled(p.port) for p in procs)  # before counting rows: both only grow
         async with engine.connect() as conn:
             stored = set((await conn.scalars(select(InboxMessage.platform_msg_id))).all())
             done_rows = int(await conn.scalar(select(func.count()).select_from(InboxMessage).where(
                 InboxMessage.state == InboxState.DONE.value)) or 0)
-        handled = sum(_handled(p.port) for p in procs)
         await engine.dispose()
     finally:
         for p in procs:

@@ -27,11 +27,12 @@ from bot.keys import (
 )
 from bot.sender import OutboxSender, sender_key
 from bot.worker import InboxWorker, worker_key
+from bot.writegate import WriteGate
 from handlers.clock import Clock, SystemClock
 from handlers.services import Services
 from handlers.settings import Settings
 from scheduler.wiring import scheduler_ctx
-from storage.db import create_engine, session_factory
+from storage.db import create_engine, is_sqlite, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,13 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """Inbox worker, outbox sender and intake; intake last up, first down (stop accepting first)."""
     services = app[services_key]
-    sender = OutboxSender(app[sessions_key], services, app[senders_key])
-    worker = InboxWorker(app[sessions_key], services, app[senders_key])
+    gate = WriteGate(enabled=is_sqlite(app[settings_key].database.url))  # see bot/writegate.py
+    sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate)
+    worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate)
     services.on_outbox = sender.wake
     app[sender_key] = sender
     app[worker_key] = worker
-    intake = Intake(app[sessions_key], app[clock_key], on_stored=worker.wake)
+    intake = Intake(app[sessions_key], app[clock_key], on_stored=worker.wake, gate=gate)
     app[intake_key] = intake
     await sender.start()
     await worker.start()

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
+from bot.writegate import NO_GATE, WriteGate
 from handlers.clock import Clock
 from handlers.messages import IncomingMessage
 from storage.db import dialect_of
@@ -66,7 +67,9 @@ class Intake:
         clock: Clock,
         *,
         on_stored: Callable[[], None] = lambda: None,
+        gate: WriteGate = NO_GATE,
     ) -> None:
+        self._gate = gate
         self._sessions = sessions
         self._clock = clock
         self._on_stored = on_stored
@@ -129,7 +132,7 @@ class Intake:
             self._on_stored()
 
     async def _insert(self, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-        async with self._sessions() as session, session.begin():
+        async with self._gate.hold(first=True), self._sessions() as session, session.begin():
             dialect = dialect_of(session)
             ins = postgresql.insert(InboxMessage) if dialect == "postgresql" else sqlite.insert(InboxMessage)
             stmt = (

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.channels.base import ChannelSender, HeldSendError, PermanentSendError, TransientSendError
+from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, OutgoingMessage
 from handlers.outbox import Outbox
 from handlers.services import Services
@@ -37,7 +38,10 @@ class OutboxSender:
         sessions: async_sessionmaker[AsyncSession],
         services: Services,
         senders: dict[Channel, ChannelSender],
+        *,
+        gate: WriteGate = NO_GATE,
     ) -> None:
+        self._gate = gate
         self._sessions = sessions
         self._services = services
         self._senders = senders
@@ -125,7 +129,7 @@ class OutboxSender:
     async def _send_head(self, conversation: str) -> bool:
         """Send the oldest pending message of ``conversation`` if due; True to continue with the next."""
         now = self._services.clock.now()
-        async with self._sessions() as session, session.begin():
+        async with self._gate.hold(), self._sessions() as session, session.begin():
             row = await session.scalar(
                 select(OutboxMessage)
                 .where(OutboxMessage.conversation == conversation, OutboxMessage.state == OutboxState.PENDING.value)
@@ -177,7 +181,7 @@ class OutboxSender:
         finally:
             metrics.SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
         metrics.SENT.labels(channel).inc()
-        async with self._sessions() as session, session.begin():
+        async with self._gate.hold(), self._sessions() as session, session.begin():
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == row_id)
                 .values(state=OutboxState.SENT.value, sent_at=self._services.clock.now(), platform_msg_id=platform_id,
@@ -199,7 +203,7 @@ class OutboxSender:
             await self._finish(row_id, OutboxState.DEAD, f"gave up after {attempts} attempts: {exc}", alert=True)
             return
         delay = retry_after if retry_after is not None else min(600.0, 2.0 ** attempts) * random.uniform(0.8, 1.2)
-        async with self._sessions() as session, session.begin():
+        async with self._gate.hold(), self._sessions() as session, session.begin():
             await session.execute(
                 update(OutboxMessage).where(OutboxMessage.id == row_id)
                 .values(next_attempt_at=self._services.clock.now() + timedelta(seconds=delay), last_error=str(exc)[:2000])
@@ -208,7 +212,7 @@ class OutboxSender:
 
     async def _finish(self, row_id: int, state: OutboxState, error: str, *, alert: bool) -> None:
         """End a message as dead or held; staff are told (unless the message was itself a staff alert)."""
-        async with self._sessions() as session, session.begin():
+        async with self._gate.hold(), self._sessions() as session, session.begin():
             row = await session.get(OutboxMessage, row_id)
             if row is None:
                 return

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.channels.base import ChannelSender
+from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from handlers.outbox import Outbox
 from handlers.pipeline import SORRY, handle_incoming, identify
@@ -55,10 +56,13 @@ class InboxWorker:
         sessions: async_sessionmaker[AsyncSession],
         services: Services,
         senders: dict[Channel, ChannelSender],
+        *,
+        gate: WriteGate = NO_GATE,
     ) -> None:
         self._sessions = sessions
         self._services = services
         self._senders = senders
+        self._gate = gate
         self._wake = asyncio.Event()
         self._busy: set[str] = set()  # conversations being handled by this process
         self._tasks: set[asyncio.Task[None]] = set()
@@ -192,9 +196,9 @@ class InboxWorker:
                 await self._failed(row_id, exc)  # the platform may be down for a moment: try again later
                 return False
             # Out of patience: handle the message without its file rather than not at all.
-        started = time.perf_counter()
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._gate.hold(), self._sessions() as session, session.begin():
+                started = time.perf_counter()
                 row = await self._claim(session, row_id)
                 if row is None:
                     return False  # another instance has it, or an earlier message is still pending
@@ -221,7 +225,7 @@ class InboxWorker:
                 self._services.on_outbox()
             return True
         except Exception as exc:
-            metrics.HANDLING_SECONDS.labels("failed").observe(time.perf_counter() - started)
+            metrics.HANDLING_SECONDS.labels("failed").observe(0.0)
             log.exception("handling inbox %s failed", row_id, extra={"channel": msg.channel.value,
                                                                       "event": "inbox.failed"})
             await self._failed(row_id, exc)
@@ -262,7 +266,7 @@ class InboxWorker:
         max_attempts = self._services.settings.bot.inbox_max_attempts
         now = self._services.clock.now()
         try:
-            async with self._sessions() as session, session.begin():
+            async with self._gate.hold(), self._sessions() as session, session.begin():
                 row = await session.get(InboxMessage, row_id)
                 if row is None or row.state != InboxState.PENDING.value:
                     return

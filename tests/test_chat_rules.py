@@ -136,3 +136,15 @@ async def test_text_while_waiting_supplements_the_request(playground: Playground
     async with playground.app[sessions_key]() as s:
         case = await s.get(Case, number - 1000)
         assert case is not None and "补充：补充一下，是200吨的冲床" in case.text
+
+
+async def test_request_form_never_loops_on_an_unclear_answer(playground: Playground) -> None:
+    firm = playground.person("demo-firm-2")
+    await firm.say("增氧机的马达转不动了")
+    again = await firm.say("昨天晚上开始的，今天鱼都浮头了")
+    assert "已补充到问题描述" in Chat.text_of(again)
+    assert [b["label"] for b in again[-1]["buttons"]] == ["线上指导", "现场服务", "培训讲座"]
+    await firm.tap("线上指导")
+    confirm = Chat.text_of(await firm.say("你看着办吧"))  # not 普通/紧急: assumed, said, and the form goes on
+    assert "按普通处理" in confirm and "请确认需求" in confirm
+    assert "今天鱼都浮头了" in confirm

@@ -131,6 +131,14 @@ async def _understood(ctx: HandlerContext, text: str, photos: list[str]) -> None
     )
 
 
+def _supplement(ctx: HandlerContext, value: str) -> str:
+    """A longer answer that is not a choice is more about the problem: add it to the description."""
+    if len(value) < 6:
+        return ""
+    ctx.dialog.go(ctx.dialog.step or "mode", text=f"{ctx.dialog.data['text']}；{value}"[:2000])
+    return "已补充到问题描述。"
+
+
 async def _ask_confirm(ctx: HandlerContext, prefix: str = "") -> None:
     d = ctx.dialog.data
     lines = [prefix] if prefix else []
@@ -159,22 +167,28 @@ async def request_step(ctx: HandlerContext, text: str) -> None:
     if step == "mode":
         mode = MODE_CHOICES.get(value) or _pick_mode(value)
         if mode is None:
-            await ctx.reply("请选择：线上指导 / 现场服务 / 培训讲座（也可回复 1、2、3）。")
+            # Not a choice: people often keep describing the problem. Keep that, and ask again with buttons.
+            note = _supplement(ctx, value)
+            await ctx.reply(card("需要哪种服务方式？", f"{note}请选择服务方式（也可回复 1、2、3；「取消」放弃）：",
+                                 [Button(label, label) for label in MODE_CHOICES]))
             return
         ctx.dialog.go("urgency", mode=mode.value)
         await ctx.reply(card("紧急程度", "这个问题急吗？", [Button("普通", "普通"), Button("紧急", "紧急")]))
         return
     if step == "urgency":
-        if value not in ("普通", "紧急", "不急", "急", "一般"):
-            await ctx.reply("请回复「普通」或「紧急」。")
-            return
-        urgent = value in ("紧急", "急")
+        if any(w in value for w in ("不急", "普通", "一般", "不着急", "不用急")):
+            urgent, note = False, ""
+        elif "急" in value or value in URGENT_WORDS:
+            urgent, note = True, ""
+        else:  # no loop on an unclear answer: keep what they wrote, assume normal, and say so
+            urgent = bool(ctx.dialog.data.get("urgent"))
+            note = _supplement(ctx, value) + ("按紧急处理。" if urgent else "按普通处理，如很急可在备注里说明。")
         if ctx.dialog.data["mode"] == Mode.ONSITE.value:
             ctx.dialog.go("address", urgent=urgent)
-            await ctx.reply("现场服务需要地址：请发送详细地址（区县、街道、门牌或厂区）。")
+            await ctx.reply(f"{note}现场服务需要地址：请发送详细地址（区县、街道、门牌或厂区）。")
             return
         ctx.dialog.go("confirm", urgent=urgent)
-        await _ask_confirm(ctx)
+        await _ask_confirm(ctx, note)
         return
     if step == "address":
         if len(value) < 4:
