@@ -363,6 +363,9 @@ class MatchIndex:
         hits = [t for t in a.terms if t in doc.tf and len(t) >= 2]
         if doc.group in shares:
             hits += [t for t in a.vocab if t not in hits and doc.group in self.taxonomy.term_groups.get(t, ())]
+        # Say each thing once: 维修电工 is already the 小组 reason, and 电工 inside 维修电工 adds nothing.
+        hits = [t for t in hits if t != doc.group]
+        hits = [t for t in hits if not any(t != o and t in o for o in hits)]
         disp = self.taxonomy.display
         shown = [
             f"{disp.get(t, t)}（{a.expanded[t]}）" if t in a.expanded else disp.get(t, t) for t in hits[:6]
