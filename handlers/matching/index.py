@@ -364,7 +364,9 @@ class MatchIndex:
         if doc.group in shares:
             hits += [t for t in a.vocab if t not in hits and doc.group in self.taxonomy.term_groups.get(t, ())]
         # Say each thing once: 维修电工 is already the 小组 reason, and 电工 inside 维修电工 adds nothing.
-        hits = [t for t in hits if t != doc.group]
+        group = doc.group or ""
+        if group in hits:  # the group's own name (and its pieces) is the 小组 reason, not a 命中
+            hits = [t for t in hits if t not in group]
         hits = [t for t in hits if not any(t != o and t in o for o in hits)]
         disp = self.taxonomy.display
         shown = [
