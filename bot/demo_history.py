@@ -116,7 +116,7 @@ async def _open_cases(session: AsyncSession, craftsmen: dict[str, list[int]], re
              accepted_at=now - day * 0.6, last_activity_at=now - day * 0.5, appointment_at=now + timedelta(hours=5)),
     ]
     rated = [(5, "一次就解决了，谢谢师傅"), (2, "师傅来晚了，问题还没彻底解决")]
-    for i, (rating, comment) in enumerate(rated):
+    for i, (rating, _) in enumerate(rated):
         rows.append(Case(requester_id=requesters[i].id, enterprise_id=requesters[i].enterprise_id,
                          trade_group="数控加工", craftsman_id=craftsmen["数控加工"][i], text="加工中心主轴异响",
                          state=CaseState.CLOSED.value, created_at=now - day * 3, submitted_at=now - day * 3,

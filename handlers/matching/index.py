@@ -366,7 +366,7 @@ class MatchIndex:
         # Say each thing once: 维修电工 is already the 小组 reason, and 电工 inside 维修电工 adds nothing.
         group = doc.group or ""
         if group in hits:  # the group's own name (and its pieces) is the 小组 reason, not a 命中
-            hits = [t for t in hits if t not in group]
+            hits = [t for t in hits if t not in group or t in a.expanded]
         hits = [t for t in hits if not any(t != o and t in o for o in hits)]
         disp = self.taxonomy.display
         shown = [
