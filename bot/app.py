@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bot import console, health, metrics, webchat
+from bot import console, guard, health, metrics, report_routes, webchat
 from bot.channels import registry
 from bot.intake import Intake
 from bot.keys import (
@@ -97,10 +97,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
     app.cleanup_ctx.append(http_ctx)
     registry.setup_channels(app, settings)  # routes + sender contexts of every configured channel
     webchat.setup(app)
+    report_routes.setup(app)
     console.setup(app)
     app.cleanup_ctx.append(pipeline_ctx)
     if run_scheduler:
         app.cleanup_ctx.append(scheduler_ctx)
     health.setup(app)
     metrics.setup(app)
+    guard.setup(app)
     return app

@@ -26,8 +26,8 @@ else
   fi
 fi
 
-echo "== Chromium (browser tests)"
-bash scripts/ensure-chromium.sh || echo "NOTE: Chromium unavailable: browser tests will be skipped."
+echo "== OS packages (Chromium for browser tests, a CJK font for charts)"
+bash scripts/ensure-os-packages.sh || echo "NOTE: Chromium unavailable: browser tests will be skipped."
 
 echo "== pytest"
 $BIN/pytest -q -p no:cacheprovider "$@"

@@ -1,7 +1,7 @@
 """Browser tests: Playwright (async API) driving the machine's Chromium against the real service.
 
 Playwright's own browser download does not work here, so the OS package is used
-(``/usr/bin/chromium``, installed by ``scripts/ensure-chromium.sh`` in ``make test``); without it the
+(``/usr/bin/chromium``, installed by ``scripts/ensure-os-packages.sh`` in ``make test``); without it the
 tests are skipped with the reason. One browser per module, one fresh service and database per test,
 all on the module's event loop (the browser and the server must share a loop). SQLite only: the
 storage backends are covered by the rest of the suite, this is about the pages.
@@ -36,7 +36,7 @@ TIMEOUT_MS = 10_000  # auto-waiting bound for every locator and navigation
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     reason = ""
     if not CHROMIUM.exists():
-        reason = "no /usr/bin/chromium (install the OS package: scripts/ensure-chromium.sh, run by make test)"
+        reason = "no /usr/bin/chromium (install the OS package: scripts/ensure-os-packages.sh, run by make test)"
     else:
         try:
             import playwright.async_api  # noqa: F401

@@ -5,6 +5,7 @@ Screenshots of the board and the report page go to a temp dir (see conftest.keep
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy import select
 
 from bot.keys import sessions_key
 from storage.models import Craftsman
-from tests.browser.conftest import keep
+from tests.browser.conftest import TIMEOUT_MS, keep
 from tests.chat import Chat, Playground
 from tests.console.conftest import FISH, MOLD, Console
 
@@ -128,10 +129,12 @@ async def test_report_page_and_phone_width(playground: Playground, page: Any, sh
     await page.goto(f"{console.base}/console/reports")
     await (await expect(page.locator("h1"))).to_contain_text("2026年11月 工作进展")
     await (await expect(page.locator("svg.chart").first)).to_be_visible()
-    width = await page.evaluate("""() => new Promise(done => {  // the matplotlib chart has loaded
+    width = await asyncio.wait_for(page.evaluate("""() => new Promise(done => {  // the matplotlib chart
         const img = document.querySelector("img.report-chart");
-        if (img.complete) { done(img.naturalWidth); } else { img.onload = () => done(img.naturalWidth); }
-    })""")
+        if (img.complete) { done(img.naturalWidth); return; }
+        img.onload = () => done(img.naturalWidth);
+        img.onerror = () => done(0);
+    })"""), TIMEOUT_MS / 1000)
     assert width > 0
     report_png = shots / "console-report.png"
     await page.screenshot(path=str(report_png), full_page=True)
