@@ -25,6 +25,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/test.sh
 
+# The fault scenarios alone (kill -9, database outage, two instances, outbound failures), on SQLite and
+# a throw-away PostgreSQL; `make test` runs them too.
+chaos: $(STAMP)
+	bash scripts/test.sh -m slow tests/faults
+
+# Load harness: craftlink vs the bare aiohttp ceiling vs WeRoBot, SQLite/PostgreSQL x 1/2 instances.
+# Rewrites the tables in docs/benchmarks.md. Takes about 10 minutes; loopback only.
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m benchmarks.run --write-docs
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

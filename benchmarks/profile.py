@@ -56,7 +56,7 @@ async def main(seconds: float, concurrency: int, n: int, out: Path) -> None:
         try:
             platform = Platform()
             await closed_loop([port], traffic(300, platform), concurrency=8, seconds=5)
-            spy = subprocess.Popen([str(serverproc.BIN / "py-spy"), "record", "-p", str(proc.pid), "-d",
+            spy = subprocess.Popen([str(serverproc.BIN / "py-spy"), "record", "-p", str(proc.pid), "-d",  # noqa: ASYNC220 (starts only; runs beside the load)
                                     str(int(seconds)), "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             res = await closed_loop([port], traffic(500_000, platform), concurrency=concurrency, seconds=seconds)

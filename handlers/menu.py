@@ -29,11 +29,11 @@ async def craftsman_menu(ctx: HandlerContext, cmd: Command) -> None:
         await ctx.reply(f"已发布服务菜单 {item.id}：{title}。企业回复「预约 {item.id}」即可直接向您下单。")
         return
     if action in ("删除", "下架"):
-        item = await ctx.session.get(MenuItem, int(rest)) if rest.strip().isdigit() else None
-        if item is None or item.craftsman_id != ctx.person.id or not item.active:
+        found = await ctx.session.get(MenuItem, int(rest)) if rest.strip().isdigit() else None
+        if found is None or found.craftsman_id != ctx.person.id or not found.active:
             raise UserError("没有找到您的这条菜单，请检查编号（回复「菜单」查看）。")
-        item.active = False
-        await ctx.reply(f"已下架菜单 {item.id}：{item.title}。")
+        found.active = False
+        await ctx.reply(f"已下架菜单 {found.id}：{found.title}。")
         return
     items = (await ctx.session.scalars(select(MenuItem).where(
         MenuItem.craftsman_id == ctx.person.id, MenuItem.active.is_(True)).order_by(MenuItem.id))).all()

@@ -78,7 +78,7 @@ def test_secrets_come_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _documented_keys(cls: type, raw: dict[str, object], prefix: str) -> list[str]:
     missing = []
-    for f in fields(cls):  # type: ignore[arg-type]
+    for f in fields(cls):
         if f.name == "source":
             continue
         if f.name not in raw:

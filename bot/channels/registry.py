@@ -11,14 +11,14 @@ def setup_channels(app: web.Application, settings: Settings) -> None:
     """Add each configured channel's callback routes and its sender (registered in ``senders_key``)."""
     # Imported lazily: a deployment without a channel never imports its platform code.
     if settings.wecom is not None:
-        from bot.channels import wecom
+        from bot.channels.wecom import setup as setup_wecom
 
-        wecom.setup(app, settings.wecom)
+        setup_wecom(app, settings.wecom)
     if settings.wechat is not None:
-        from bot.channels import wechat
+        from bot.channels.wechat import setup as setup_wechat
 
-        wechat.setup(app, settings.wechat)
+        setup_wechat(app, settings.wechat)
     if settings.dingtalk is not None:
-        from bot.channels import dingtalk
+        from bot.channels.dingtalk import setup as setup_dingtalk
 
-        dingtalk.setup(app, settings.dingtalk)
+        setup_dingtalk(app, settings.dingtalk)

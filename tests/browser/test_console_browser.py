@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.keys import sessions_key
-from storage.models import Craftsman
+from bot.keys import sessions_key, settings_key
+from storage.models import Craftsman, Enterprise, Identity, Person
 from tests.browser.conftest import TIMEOUT_MS, keep
 from tests.chat import Chat, Playground
 from tests.console.conftest import FISH, MOLD, Console
@@ -32,6 +32,28 @@ async def expect(locator: Any) -> Any:
     return pw_expect(locator)
 
 
+async def history(playground: Playground, *, now: bool) -> None:
+    """Months of fictional activity (bot/demo_history.py), so pages and screenshots have content."""
+    from bot.demo_history import seed_history
+
+    async with playground.app[sessions_key].begin() as db:
+        await seed_history(db, playground.app[settings_key], last_month="2026-10", months=6,
+                           now=playground.clock.now() if now else None)
+
+
+async def new_firm(playground: Playground, user: str, name: str) -> None:
+    """An enterprise with no history (the history's firms are busy talking to their craftsmen)."""
+    async with playground.app[sessions_key].begin() as db:
+        firm = Enterprise(name=name, region="宁波市北仑区", industry="机械制造",
+                          created_at=playground.clock.now())
+        db.add(firm)
+        await db.flush()
+        person = Person(role="enterprise", name="李工", enterprise_id=firm.id, created_at=playground.clock.now())
+        db.add(person)
+        await db.flush()
+        db.add(Identity(person_id=person.id, channel="web", channel_user_id=user, extra={}))
+
+
 async def sign_in(page: Any, base: str, login: str) -> None:
     await page.goto(f"{base}/console/login")
     await page.fill("input[name=login]", login)
@@ -43,12 +65,14 @@ async def sign_in(page: Any, base: str, login: str) -> None:
 async def test_live_board_dispatch_reaches_the_craftsman(playground: Playground, page: Any, shots: Path) -> None:
     console = Console(playground)
     await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD, identity=("web", "demo-staff-1"))
-    earlier = await console.submit("demo-firm-2", FISH)
-    await console.submit("demo-firm-3", "SMT贴片后回流焊锡点发灰，有虚焊")
+    await history(playground, now=True)  # open cases in every column, one stalled, for the screenshot
+    await new_firm(playground, "web-firm-a", "德清青溪水产专业合作社")
+    await new_firm(playground, "web-firm-b", "宁波甬江机械有限公司")
+    earlier = await console.submit("web-firm-a", FISH)
     await sign_in(page, console.base, "chenxh")
     await (await expect(page.locator(f'[data-case="{earlier}"]'))).to_be_visible()
 
-    number = await console.submit("demo-firm-1", MOLD)  # a chat message arrives; nobody reloads the page
+    number = await console.submit("web-firm-b", MOLD)  # a chat message arrives; nobody reloads the page
     card = page.locator(f'[data-column="review"] [data-case="{number}"]')
     await (await expect(card)).to_be_visible()
     await (await expect(card)).to_contain_text("模具制造")
@@ -122,12 +146,14 @@ async def test_group_lead_is_refused_and_script_never_runs(playground: Playgroun
 
 async def test_report_page_and_phone_width(playground: Playground, page: Any, shots: Path) -> None:
     console = Console(playground)
-    admin = await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD)
-    for user, text in (("demo-firm-1", MOLD), ("demo-firm-2", FISH), ("demo-firm-3", "SMT贴片回流焊锡点发灰")):
-        await console.submit(user, text)
+    await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD)
+    await history(playground, now=False)
     await sign_in(page, console.base, "chenxh")
     await page.goto(f"{console.base}/console/reports")
-    await (await expect(page.locator("h1"))).to_contain_text("2026年11月 工作进展")
+    await page.select_option("select[name=month]", "2026-10")  # a past month, with its figures
+    await page.click("text=查看")
+    await (await expect(page.locator("h1"))).to_contain_text("2026年10月 工作进展")
+    await (await expect(page.locator(".figures"))).not_to_contain_text("—")
     await (await expect(page.locator("svg.chart").first)).to_be_visible()
     width = await asyncio.wait_for(page.evaluate("""() => new Promise(done => {  // the matplotlib chart
         const img = document.querySelector("img.report-chart");
@@ -145,4 +171,3 @@ async def test_report_page_and_phone_width(playground: Playground, page: Any, sh
         await page.goto(console.base + path)
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (path, overflow)
-    assert admin > 0

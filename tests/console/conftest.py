@@ -102,6 +102,7 @@ class Console:
         await chat.tap("线上指导")
         await chat.tap("普通")
         done = Chat.text_of(await chat.tap("提交"))
+        assert "案件编号 #" in done, done
         number = int(done.split("案件编号 #")[1][:4])
         return number
 
