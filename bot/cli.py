@@ -48,8 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings)
     app = create_app(settings)
     host, port = args.host or settings.server.host, args.port or settings.server.port
-    print(f"craftlink serving on http://{host}:{port}" + (f"  (playground: http://{host}:{port}/playground)"
-                                                          if settings.server.playground else ""), flush=True)
+    base = f"http://{host}:{port}"
+    print(f"craftlink serving on {base}  (staff console: {base}/console/)", flush=True)
+    if settings.server.playground:
+        print(f"web chat playground: {base}/playground  — Ctrl-C stops", flush=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0
 
@@ -98,7 +100,11 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
         return await seed(session, SystemClock().now())  # type: ignore[arg-type]
 
     report = asyncio.run(_with_session(settings, work))
+    from bot.demo import DEMO_PASSWORD, STAFF
+
     print(f"demo data ready: {report.summary()}")  # type: ignore[attr-defined]
+    logins = "、".join(f"{login}（{name}）" for name, _, _, login in STAFF)
+    print(f"console logins: {logins}, password {DEMO_PASSWORD}")
     return 0
 
 

@@ -63,7 +63,8 @@ ENTERPRISES = [
     ("德清绿水水产养殖合作社", "湖州市德清县", "农业", "孔社长", "demo-firm-2"),
     ("上海浦江电子科技有限公司", "上海市闵行区", "电子信息", "林工", "demo-firm-3"),
 ]
-STAFF = [("陈晓红", "admin", "demo-staff-1"), ("刘志明", "staff", "demo-staff-2")]
+STAFF = [("陈晓红", "admin", "demo-staff-1", "admin"), ("刘志明", "staff", "demo-staff-2", "staff")]
+DEMO_PASSWORD = "craftlink-demo"  # console password of the demo staff; demo data only
 
 
 def demo_roster() -> RosterParseResult:
@@ -89,13 +90,16 @@ async def seed(session: AsyncSession, now: datetime) -> ImportReport:
         session.add(person)
         await session.flush()
         session.add(Identity(person_id=person.id, channel="web", channel_user_id=user, extra={}))
-    for name, role, user in STAFF:
+    from bot.console.auth import hash_password
+
+    for name, role, user, login in STAFF:
         if await session.scalar(select(Identity).where(Identity.channel == "web", Identity.channel_user_id == user)):
             continue
         person = Person(role=Role.STAFF.value, name=name, created_at=now)
         session.add(person)
         await session.flush()
-        session.add(StaffMember(person_id=person.id, staff_role=role, groups=[]))
+        session.add(StaffMember(person_id=person.id, staff_role=role, groups=[], login=login,
+                                password_hash=hash_password(DEMO_PASSWORD)))
         session.add(Identity(person_id=person.id, channel="web", channel_user_id=user, extra={}))
     await session.flush()
     return report
