@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.demo import DEMO_PASSWORD
 from bot.keys import sessions_key, settings_key
 from storage.models import Craftsman, Enterprise, Identity, Person
 from tests.browser.conftest import TIMEOUT_MS, keep
@@ -21,7 +22,7 @@ from tests.console.conftest import FISH, MOLD, Console
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
-PASSWORD = "browser-pass-2026"
+PASSWORD = DEMO_PASSWORD  # the demo seed gives 陈晓红 the console login "admin"
 SUN = "demo-craftsman-1007"
 XSS = "冲床的模子崩刃<script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">"
 
@@ -64,12 +65,11 @@ async def sign_in(page: Any, base: str, login: str) -> None:
 
 async def test_live_board_dispatch_reaches_the_craftsman(playground: Playground, page: Any, shots: Path) -> None:
     console = Console(playground)
-    await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD, identity=("web", "demo-staff-1"))
     await history(playground, now=True)  # open cases in every column, one stalled, for the screenshot
     await new_firm(playground, "web-firm-a", "德清青溪水产专业合作社")
     await new_firm(playground, "web-firm-b", "宁波甬江机械有限公司")
     earlier = await console.submit("web-firm-a", FISH)
-    await sign_in(page, console.base, "chenxh")
+    await sign_in(page, console.base, "admin")
     await (await expect(page.locator(f'[data-case="{earlier}"]'))).to_be_visible()
 
     number = await console.submit("web-firm-b", MOLD)  # a chat message arrives; nobody reloads the page
@@ -99,8 +99,7 @@ async def test_live_board_dispatch_reaches_the_craftsman(playground: Playground,
 
 async def test_roster_upload_shows_the_rejected_row(playground: Playground, page: Any, tmp_path: Path) -> None:
     console = Console(playground)
-    await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD)
-    await sign_in(page, console.base, "chenxh")
+    await sign_in(page, console.base, "admin")
     roster = tmp_path / "roster.csv"
     roster.write_text("编号,姓名,小组,手机\nGJ3001,方志刚,焊接工艺,13800001111\nGJ3002,错号码,焊接工艺,12ab\n",
                       encoding="utf-8")
@@ -146,9 +145,8 @@ async def test_group_lead_is_refused_and_script_never_runs(playground: Playgroun
 
 async def test_report_page_and_phone_width(playground: Playground, page: Any, shots: Path) -> None:
     console = Console(playground)
-    await console.add_staff("陈晓红", "admin", login="chenxh", password=PASSWORD)
     await history(playground, now=False)
-    await sign_in(page, console.base, "chenxh")
+    await sign_in(page, console.base, "admin")
     await page.goto(f"{console.base}/console/reports")
     await page.select_option("select[name=month]", "2026-10")  # a past month, with its figures
     await page.click("text=查看")
