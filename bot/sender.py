@@ -8,7 +8,6 @@ be delivered ends ``dead`` and staff are told; one the platform refuses for now 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.channels.base import ChannelSender, HeldSendError, PermanentSendError, TransientSendError
+from bot.pump import ConversationPump
 from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, OutgoingMessage
 from handlers.outbox import Outbox
@@ -32,7 +32,10 @@ POLL_SECONDS = 1.0
 CONCURRENCY = 16
 
 
-class OutboxSender:
+class OutboxSender(ConversationPump):
+    name = "outbox-sender"
+    poll_seconds = POLL_SECONDS
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -41,58 +44,14 @@ class OutboxSender:
         *,
         gate: WriteGate = NO_GATE,
     ) -> None:
+        super().__init__(concurrency=CONCURRENCY)
         self._gate = gate
         self._sessions = sessions
         self._services = services
         self._senders = senders
-        self._wake = asyncio.Event()
-        self._main: asyncio.Task[None] | None = None
-        self._busy: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
         self.sent = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def settle(self) -> int:
-        """Work until nothing is due (tests and the CLI use this instead of waiting); return rounds run."""
-        rounds = 0
-        while True:
-            started = await self.drain()
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            if not started and not self._tasks:
-                return rounds
-            rounds += 1
-
-    async def start(self) -> None:
-        self._main = asyncio.create_task(self._run(), name="outbox-sender")
-
-    async def stop(self) -> None:
-        if self._main:
-            self._main.cancel()
-            try:
-                await self._main
-            except asyncio.CancelledError:
-                pass
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("outbox pass failed")
-            try:
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-
-    async def drain(self) -> int:
-        """Start a delivery task for every conversation whose oldest pending message is due."""
+    async def due_heads(self) -> dict[str, int]:
         now = self._services.clock.now()
         async with self._sessions() as session:
             rows = (
@@ -107,24 +66,11 @@ class OutboxSender:
         for row_id, conversation, due in rows:
             if conversation not in heads:
                 heads[conversation] = row_id if due <= now else -1
-        started = 0
-        for conversation, row_id in heads.items():
-            if row_id < 0 or conversation in self._busy:
-                continue
-            self._busy.add(conversation)
-            task = asyncio.create_task(self._conversation(conversation))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
+        return heads
 
-    async def _conversation(self, conversation: str) -> None:
-        try:
-            async with self._slots:
-                while await self._send_head(conversation):
-                    pass
-        finally:
-            self._busy.discard(conversation)
+    async def work(self, conversation: str, first_id: int) -> None:
+        while await self._send_head(conversation):
+            pass
 
     async def _send_head(self, conversation: str) -> bool:
         """Send the oldest pending message of ``conversation`` if due; True to continue with the next."""

@@ -7,7 +7,6 @@ side by side without handling a message twice or out of order.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import timedelta
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
 from bot.channels.base import ChannelSender
+from bot.pump import ConversationPump
 from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from handlers.outbox import Outbox
@@ -50,7 +50,10 @@ def to_incoming(row: InboxMessage) -> IncomingMessage:
     )
 
 
-class InboxWorker:
+class InboxWorker(ConversationPump):
+    name = "inbox-worker"
+    poll_seconds = POLL_SECONDS
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -59,59 +62,15 @@ class InboxWorker:
         *,
         gate: WriteGate = NO_GATE,
     ) -> None:
+        super().__init__(concurrency=CONCURRENCY)
         self._sessions = sessions
         self._services = services
         self._senders = senders
         self._gate = gate
-        self._wake = asyncio.Event()
-        self._busy: set[str] = set()  # conversations being handled by this process
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._main: asyncio.Task[None] | None = None
-        self._slots = asyncio.Semaphore(CONCURRENCY)
         self._limiter = RateLimiter(services.settings.bot.rate_limit_per_min)
         self.handled = 0
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def settle(self) -> int:
-        """Work until nothing is due (tests and the CLI use this instead of waiting); return rounds run."""
-        rounds = 0
-        while True:
-            started = await self.drain()
-            if self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            if not started and not self._tasks:
-                return rounds
-            rounds += 1
-
-    async def start(self) -> None:
-        self._main = asyncio.create_task(self._run(), name="inbox-worker")
-
-    async def stop(self) -> None:
-        if self._main:
-            self._main.cancel()
-            try:
-                await self._main
-            except asyncio.CancelledError:
-                pass
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.drain()
-            except Exception:
-                log.exception("inbox worker pass failed")  # DB outage: retry on the next wake or poll
-            try:
-                await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-
-    async def drain(self) -> int:
-        """Start handling the head message of every idle conversation; return how many started."""
+    async def due_heads(self) -> dict[str, int]:
         now = self._services.clock.now()
         async with self._sessions() as session:
             rows = (
@@ -124,33 +83,16 @@ class InboxWorker:
             ).all()
         heads: dict[str, int] = {}
         for row_id, conversation, not_before in rows:
-            if conversation in heads or conversation in self._busy:
-                heads.setdefault(conversation, -1)
-                continue
-            heads[conversation] = row_id if not_before is None or not_before <= now else -1
-        started = 0
-        for conversation, row_id in heads.items():
-            if row_id < 0 or conversation in self._busy:
-                continue
-            self._busy.add(conversation)
-            task = asyncio.create_task(self._conversation(conversation, row_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
+            if conversation not in heads:
+                heads[conversation] = row_id if not_before is None or not_before <= now else -1
+        return heads
 
-    async def _conversation(self, conversation: str, first_id: int) -> None:
-        try:
-            async with self._slots:
-                row_id: int | None = first_id
-                while row_id is not None:
-                    handled = await self.handle_one(row_id)
-                    if not handled:
-                        break
-                    row_id = await self._next_of(conversation)
-        finally:
-            self._busy.discard(conversation)
-            self._wake.set()
+    async def work(self, conversation: str, first_id: int) -> None:
+        row_id: int | None = first_id
+        while row_id is not None:
+            if not await self.handle_one(row_id):
+                return
+            row_id = await self._next_of(conversation)
 
     async def _next_of(self, conversation: str) -> int | None:
         now = self._services.clock.now()

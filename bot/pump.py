@@ -1,0 +1,95 @@
+"""What the inbox worker and the outbox sender share: one task per conversation with due work.
+
+A pump runs a loop owned by the app's lifecycle: on every wake-up (or poll) it asks the subclass which
+conversations have due work (:meth:`ConversationPump.due_heads`) and starts one task per idle
+conversation, at most ``concurrency`` running at once, so one conversation is always worked in order
+while different conversations go in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+
+log = logging.getLogger(__name__)
+
+
+class ConversationPump(ABC):
+    name = "pump"
+    poll_seconds = 1.0
+
+    def __init__(self, *, concurrency: int) -> None:
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()  # conversations being worked by this process
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+
+    @abstractmethod
+    async def due_heads(self) -> dict[str, int]:
+        """Each conversation with pending work → the id of its oldest row, or -1 if that row is not due."""
+
+    @abstractmethod
+    async def work(self, conversation: str, first_id: int) -> None:
+        """Work ``conversation`` from ``first_id`` on, in order, until nothing of it is due."""
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._main = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._main:
+            self._main.cancel()
+            try:
+                await self._main
+            except asyncio.CancelledError:
+                pass
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def settle(self) -> int:
+        """Work until nothing is due (tests and the CLI use this instead of waiting); return rounds run."""
+        rounds = 0
+        while True:
+            started = await self.drain()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if not started and not self._tasks:
+                return rounds
+            rounds += 1
+
+    async def drain(self) -> int:
+        """Start a task for every idle conversation whose oldest row is due; return how many started."""
+        started = 0
+        for conversation, row_id in (await self.due_heads()).items():
+            if row_id < 0 or conversation in self._busy:
+                continue
+            self._busy.add(conversation)
+            task = asyncio.create_task(self._conversation(conversation, row_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _conversation(self, conversation: str, first_id: int) -> None:
+        try:
+            async with self._slots:
+                await self.work(conversation, first_id)
+        finally:
+            self._busy.discard(conversation)
+            self._wake.set()  # the next rows of this conversation may be due now
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("%s pass failed", self.name)  # a DB outage: retry on the next wake or poll
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
