@@ -23,7 +23,8 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
-from storage.models import Case, CaseState, Feedback, Identity, InboxMessage, Offer, OfferState
+from storage.models import Case, CaseState, Feedback, InboxMessage, Offer, OfferState
+from tests.channels.scenario import bind_identity, register
 from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN
 from tests.chat import Playground
 from tests.conftest import make_settings
@@ -163,35 +164,10 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
         await wechat.close()
 
 
-async def move_to_dingtalk(w: World, web_user: str, staff_id: str) -> None:
-    """Give a demo craftsman a DingTalk identity, seen more recently than the web one."""
-    async with w.pg.app[sessions_key]() as s, s.begin():
-        web = await s.scalar(
-            select(Identity).where(Identity.channel == "web", Identity.channel_user_id == web_user)
-        )
-        assert web is not None
-        s.add(
-            Identity(
-                person_id=web.person_id,
-                channel="dingtalk",
-                channel_user_id=staff_id,
-                extra={},
-                last_seen_at=w.clock.now(),
-            )
-        )
-
-
-async def register(ent: DingUser | WeChatUser) -> None:
-    assert "企业）的全称" in await ent.say("你好")
-    assert "怎么称呼" in await ent.say("宁波北仑精工机械有限公司")
-    assert "哪个地区" in await ent.say("王工")
-    assert "登记完成：宁波北仑精工机械有限公司" in await ent.say("宁波市北仑区")
-
-
 async def test_whole_loop_on_dingtalk(world: World) -> None:
     w = world
-    await move_to_dingtalk(w, SUN, "dt-sun")
-    await move_to_dingtalk(w, ZHOU, "dt-zhou")
+    await bind_identity(w.pg, SUN, "dingtalk", "dt-sun")
+    await bind_identity(w.pg, ZHOU, "dingtalk", "dt-zhou")
     ent, sun, zhou = DingUser(w, "dt-ent"), DingUser(w, "dt-sun"), DingUser(w, "dt-zhou")
 
     await register(ent)
@@ -249,7 +225,7 @@ async def test_whole_loop_on_dingtalk(world: World) -> None:
 
 async def test_enterprise_on_wechat_craftsman_on_dingtalk(world: World) -> None:
     w = world
-    await move_to_dingtalk(w, SUN, "dt-sun")
+    await bind_identity(w.pg, SUN, "dingtalk", "dt-sun")
     ent, sun = WeChatUser(w, "o-wechat-firm"), DingUser(w, "dt-sun")
 
     await register(ent)

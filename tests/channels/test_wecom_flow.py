@@ -22,7 +22,8 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
-from storage.models import Case, CaseState, Feedback, Identity, InboxMessage, Offer, OfferState, OutboxMessage
+from storage.models import Case, CaseState, Feedback, InboxMessage, Offer, OfferState, OutboxMessage
+from tests.channels.scenario import bind_identity, register
 from tests.channels.wx_harness import (
     WECHAT_AES,
     WECHAT_APPID,
@@ -178,35 +179,10 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
         await wechat.close()
 
 
-async def move_to_wecom(w: World, web_user: str, wecom_user: str) -> None:
-    """Give a demo craftsman a WeCom identity, seen more recently than the web one."""
-    async with w.pg.app[sessions_key]() as s, s.begin():
-        web = await s.scalar(
-            select(Identity).where(Identity.channel == "web", Identity.channel_user_id == web_user)
-        )
-        assert web is not None
-        s.add(
-            Identity(
-                person_id=web.person_id,
-                channel="wecom",
-                channel_user_id=wecom_user,
-                extra={},
-                last_seen_at=w.clock.now(),
-            )
-        )
-
-
-async def register(ent: WeComUser | WeChatUser) -> None:
-    assert "企业）的全称" in await ent.say("你好")
-    assert "怎么称呼" in await ent.say("宁波北仑精工机械有限公司")
-    assert "哪个地区" in await ent.say("王工")
-    assert "登记完成：宁波北仑精工机械有限公司" in await ent.say("宁波市北仑区")
-
-
 async def test_whole_loop_on_wecom(world: World) -> None:
     w = world
-    await move_to_wecom(w, SUN, "sunweidong")
-    await move_to_wecom(w, ZHOU, "zhouminghua")
+    await bind_identity(w.pg, SUN, "wecom", "sunweidong")
+    await bind_identity(w.pg, ZHOU, "wecom", "zhouminghua")
     ent, sun, zhou = WeComUser(w, "wangli"), WeComUser(w, "sunweidong"), WeComUser(w, "zhouminghua")
 
     await register(ent)
@@ -274,7 +250,7 @@ async def test_whole_loop_on_wecom(world: World) -> None:
 
 async def test_enterprise_on_the_service_account_craftsman_on_wecom(world: World) -> None:
     w = world
-    await move_to_wecom(w, SUN, "sunweidong")
+    await bind_identity(w.pg, SUN, "wecom", "sunweidong")
     ent, sun = WeChatUser(w, "o-firm-openid"), WeComUser(w, "sunweidong")
 
     await register(ent)
