@@ -20,6 +20,7 @@ from bot.keys import (
     engine_key,
     http_key,
     intake_key,
+    read_sessions_key,
     senders_key,
     services_key,
     sessions_key,
@@ -32,7 +33,7 @@ from handlers.clock import Clock, SystemClock
 from handlers.services import Services
 from handlers.settings import Settings
 from scheduler.wiring import scheduler_ctx
-from storage.db import create_engine, is_sqlite, session_factory
+from storage.db import create_engine, is_sqlite, read_session_factory, session_factory
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
     app[engine_key] = engine
     app[sessions_key] = session_factory(engine)
+    app[read_sessions_key] = read_session_factory(engine)
     yield
     await engine.dispose()
 
@@ -65,8 +67,9 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """Inbox worker, outbox sender and intake; intake last up, first down (stop accepting first)."""
     services = app[services_key]
     gate = WriteGate(enabled=is_sqlite(app[settings_key].database.url))  # see bot/writegate.py
-    sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate)
-    worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate)
+    reads = app[read_sessions_key]
+    sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
+    worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
     services.on_outbox = sender.wake
     app[sender_key] = sender
     app[worker_key] = worker

@@ -17,6 +17,7 @@ settings_key = web.AppKey("settings", Settings)
 clock_key = web.AppKey("clock", Clock)
 engine_key = web.AppKey("engine", AsyncEngine)
 sessions_key = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+read_sessions_key = web.AppKey("read_sessions", async_sessionmaker[AsyncSession])  # never take the write lock
 intake_key = web.AppKey("intake", Intake)
 senders_key = web.AppKey("senders", dict[Channel, ChannelSender])
 services_key = web.AppKey("services", Services)

@@ -89,7 +89,10 @@ class ConversationPump(ABC):
             except Exception:
                 log.exception("%s pass failed", self.name)  # a DB outage: retry on the next wake or poll
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                # asyncio.timeout, not wait_for: wait_for wraps the wait in a task of its own, and on 3.11 a
+                # cancel (app shutdown) racing with a wake-up can leave that task hanging the shutdown.
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -43,8 +43,10 @@ class OutboxSender(ConversationPump):
         senders: dict[Channel, ChannelSender],
         *,
         gate: WriteGate = NO_GATE,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         super().__init__(concurrency=CONCURRENCY)
+        self._reads = reads or sessions  # polling reads: on SQLite they must not queue behind writers
         self._gate = gate
         self._sessions = sessions
         self._services = services
@@ -53,7 +55,7 @@ class OutboxSender(ConversationPump):
 
     async def due_heads(self) -> dict[str, int]:
         now = self._services.clock.now()
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (
                 await session.execute(
                     select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.next_attempt_at)

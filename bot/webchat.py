@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
-from bot.keys import clock_key, intake_key, senders_key, sessions_key, settings_key
+from bot.keys import clock_key, intake_key, read_sessions_key, senders_key, settings_key
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingMessage
 from storage.models import Craftsman, Enterprise, Identity, OutboxMessage, OutboxState, Person, StaffMember
 
@@ -41,7 +41,7 @@ async def playground(request: web.Request) -> web.StreamResponse:
 
 async def people(request: web.Request) -> web.Response:
     """Who one can be in the playground: everyone with a web identity, grouped by role."""
-    async with request.app[sessions_key]() as session:
+    async with request.app[read_sessions_key]() as session:
         rows = (await session.execute(
             select(Person, Identity).join(Identity, Identity.person_id == Person.id)
             .where(Identity.channel == Channel.WEB.value).order_by(Person.role, Person.id)
@@ -138,7 +138,7 @@ async def messages(request: web.Request) -> web.Response:
         after = int(request.query.get("after", "0"))
     except ValueError:
         raise web.HTTPBadRequest(text="after: expected an integer") from None
-    async with request.app[sessions_key]() as session:
+    async with request.app[read_sessions_key]() as session:
         rows = (await session.scalars(
             select(OutboxMessage).where(
                 OutboxMessage.channel == Channel.WEB.value, OutboxMessage.address == user,

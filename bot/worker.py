@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot import metrics
 from bot.channels.base import ChannelSender
@@ -61,8 +63,10 @@ class InboxWorker(ConversationPump):
         senders: dict[Channel, ChannelSender],
         *,
         gate: WriteGate = NO_GATE,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         super().__init__(concurrency=CONCURRENCY)
+        self._reads = reads or sessions  # polling reads: on SQLite they must not queue behind writers
         self._sessions = sessions
         self._services = services
         self._senders = senders
@@ -72,7 +76,7 @@ class InboxWorker(ConversationPump):
 
     async def due_heads(self) -> dict[str, int]:
         now = self._services.clock.now()
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = (
                 await session.execute(
                     select(InboxMessage.id, InboxMessage.conversation, InboxMessage.not_before)
@@ -90,24 +94,7 @@ class InboxWorker(ConversationPump):
     async def work(self, conversation: str, first_id: int) -> None:
         row_id: int | None = first_id
         while row_id is not None:
-            if not await self.handle_one(row_id):
-                return
-            row_id = await self._next_of(conversation)
-
-    async def _next_of(self, conversation: str) -> int | None:
-        now = self._services.clock.now()
-        async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(InboxMessage.id, InboxMessage.not_before)
-                    .where(InboxMessage.conversation == conversation, InboxMessage.state == InboxState.PENDING.value)
-                    .order_by(InboxMessage.id)
-                    .limit(1)
-                )
-            ).first()
-        if row is None or (row[1] is not None and row[1] > now):
-            return None
-        return int(row[0])
+            row_id = await self.handle_one(row_id)
 
     async def _resolve_media(self, msg: IncomingMessage) -> IncomingMessage:
         if not msg.media_ref or msg.media_path:
@@ -119,44 +106,45 @@ class InboxWorker(ConversationPump):
         path = await fetch(msg)  # outside the transaction: a download must not hold the write lock
         if not path:
             return msg
-        from dataclasses import replace
-
         return replace(msg, media_path=path)
 
-    async def handle_one(self, row_id: int) -> bool:
-        """Handle one inbox row in one transaction; True if it is done (or was already done)."""
-        async with self._sessions() as session:
-            row = await session.get(InboxMessage, row_id)
-            if row is None or row.state != InboxState.PENDING.value:
-                return True
-            msg, attempts = to_incoming(row), row.attempts
-        try:
-            msg = await self._resolve_media(msg)
-        except Exception as exc:
-            log.warning("media download failed for inbox %s: %s", row_id, type(exc).__name__)
-            if attempts + 1 < self._services.settings.bot.inbox_max_attempts - 1:
-                await self._failed(row_id, exc)  # the platform may be down for a moment: try again later
-                return False
-            # Out of patience: handle the message without its file rather than not at all.
+    def _needs_media(self, msg: IncomingMessage) -> bool:
+        return bool(msg.media_ref) and not msg.media_path and hasattr(self._senders.get(msg.channel), "fetch_media")
+
+    async def handle_one(self, row_id: int, *, resolved: IncomingMessage | None = None) -> int | None:
+        """Handle one inbox row in one transaction; return the conversation's next due row, if any.
+
+        A message with a file to download leaves the transaction first: the download (from the
+        platform) happens outside it, so it never holds SQLite's write lock, and then it is handled.
+        """
         try:
             async with self._gate.hold(), self._sessions() as session, session.begin():
                 started = time.perf_counter()
                 row = await self._claim(session, row_id)
                 if row is None:
-                    return False  # another instance has it, or an earlier message is still pending
-                if msg.media_path and not (row.payload or {}).get("media_path"):
-                    row.payload = {**(row.payload or {}), "media_path": msg.media_path}
-                verdict = self._limiter.check(row.channel, row.sender, row.received_at)
-                ctx = None
-                limited = verdict is not Verdict.ALLOW and await self._over_limit(session, msg, verdict)
-                if limited:
-                    row.error = "rate_limited"  # kept for the record, not handled
+                    return None  # done, another instance has it, or an earlier message is still pending
+                msg = resolved or to_incoming(row)
+                if resolved is None and self._needs_media(msg):
+                    attempts = row.attempts
+                    fetch_first = True
                 else:
-                    ctx = await handle_incoming(session, self._services, msg)
-                row.state = InboxState.DONE.value
-                row.handled_at = self._services.clock.now()
-                row.attempts += 1
-                waited = (row.handled_at - row.received_at).total_seconds()
+                    fetch_first = False
+                    if msg.media_path and not (row.payload or {}).get("media_path"):
+                        row.payload = {**(row.payload or {}), "media_path": msg.media_path}
+                    verdict = self._limiter.check(row.channel, row.sender, row.received_at)
+                    ctx = None
+                    limited = verdict is not Verdict.ALLOW and await self._over_limit(session, msg, verdict)
+                    if limited:
+                        row.error = "rate_limited"  # kept for the record, not handled
+                    else:
+                        ctx = await handle_incoming(session, self._services, msg)
+                    row.state = InboxState.DONE.value
+                    row.handled_at = self._services.clock.now()
+                    row.attempts += 1
+                    waited = (row.handled_at - row.received_at).total_seconds()
+                    following = await self._next_due(session, row)
+            if fetch_first:
+                return await self._with_media(row_id, msg, attempts)
             self.handled += 1
             elapsed = time.perf_counter() - started
             metrics.HANDLING_SECONDS.labels("limited" if limited else "done").observe(elapsed)
@@ -165,13 +153,35 @@ class InboxWorker(ConversationPump):
                                                          "outcome": "limited" if limited else "done"})
             if limited or (ctx is not None and ctx.outbox.written):
                 self._services.on_outbox()
-            return True
+            return following
         except Exception as exc:
             metrics.HANDLING_SECONDS.labels("failed").observe(0.0)
-            log.exception("handling inbox %s failed", row_id, extra={"channel": msg.channel.value,
-                                                                      "event": "inbox.failed"})
+            log.exception("handling inbox %s failed", row_id, extra={"event": "inbox.failed"})
             await self._failed(row_id, exc)
-            return False
+            return None
+
+    async def _with_media(self, row_id: int, msg: IncomingMessage, attempts: int) -> int | None:
+        try:
+            msg = await self._resolve_media(msg)
+        except Exception as exc:
+            log.warning("media download failed for inbox %s: %s", row_id, type(exc).__name__)
+            if attempts + 1 < self._services.settings.bot.inbox_max_attempts - 1:
+                await self._failed(row_id, exc)  # the platform may be down for a moment: try again later
+                return None
+            # Out of patience: handle the message without its file rather than not at all.
+        return await self.handle_one(row_id, resolved=msg)
+
+    async def _next_due(self, session: AsyncSession, row: InboxMessage) -> int | None:
+        """The conversation's next pending message, if it is due: worked in the same task, in order."""
+        nxt = (await session.execute(
+            select(InboxMessage.id, InboxMessage.not_before)
+            .where(InboxMessage.conversation == row.conversation, InboxMessage.state == InboxState.PENDING.value,
+                   InboxMessage.id > row.id)
+            .order_by(InboxMessage.id).limit(1)
+        )).first()
+        if nxt is None or (nxt[1] is not None and nxt[1] > self._services.clock.now()):
+            return None
+        return int(nxt[0])
 
     async def _over_limit(self, session: AsyncSession, msg: IncomingMessage, verdict: Verdict) -> bool:
         """True if ``msg`` is dropped for flooding (staff are never limited); the first drop is answered."""
@@ -188,20 +198,20 @@ class InboxWorker(ConversationPump):
         return True
 
     async def _claim(self, session: AsyncSession, row_id: int) -> InboxMessage | None:
-        stmt = select(InboxMessage).where(InboxMessage.id == row_id, InboxMessage.state == InboxState.PENDING.value)
-        if dialect_of(session) == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        row = await session.scalar(stmt)
-        if row is None:
-            return None
-        earlier = await session.scalar(
-            select(InboxMessage.id).where(
-                InboxMessage.conversation == row.conversation,
-                InboxMessage.id < row.id,
-                InboxMessage.state == InboxState.PENDING.value,
-            ).limit(1)
+        """The row, if it is pending and the oldest pending one of its conversation (else None)."""
+        earlier = aliased(InboxMessage)
+        stmt = select(InboxMessage).where(
+            InboxMessage.id == row_id,
+            InboxMessage.state == InboxState.PENDING.value,
+            ~exists().where(
+                earlier.conversation == InboxMessage.conversation,
+                earlier.id < InboxMessage.id,
+                earlier.state == InboxState.PENDING.value,
+            ),
         )
-        return None if earlier is not None else row
+        if dialect_of(session) == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True, of=InboxMessage)
+        return await session.scalar(stmt)
 
     async def _failed(self, row_id: int, exc: Exception) -> None:
         """Back off and retry; after the last attempt the sender is told politely and staff are alerted."""

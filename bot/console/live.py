@@ -53,7 +53,8 @@ class BoardHub:
         cond = self._condition()
         async with cond:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(cond.wait_for(lambda: self.version != seen or self.closed), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see bot/pump.py
+                    await cond.wait_for(lambda: self.version != seen or self.closed)
             return self.version
 
     async def close(self) -> None:
