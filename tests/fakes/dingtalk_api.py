@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from bot.channels.dingtalk_sign import callback_sign
 from handlers.clock import Clock
+from tests.fakes.base import LoopbackFake
 
 TOKEN_LIFETIME_S = 7200
 SESSION_LIFETIME_MS = 5_400_000  # ≈ 90 min, from the published examples
@@ -46,7 +46,7 @@ class Sent:
         return " ".join(str(v) for v in self.param.values() if isinstance(v, str))
 
 
-class FakeDingTalk:
+class FakeDingTalk(LoopbackFake):
     def __init__(self, clock: Clock, *, app_key: str = "dingappkey", app_secret: str = "dingsecret") -> None:
         self.clock = clock
         self.app_key = app_key
@@ -63,27 +63,12 @@ class FakeDingTalk:
         self._throttle = 0
         self._failures: list[int] = []
         self._ids = itertools.count(1)
-        self._server: TestServer | None = None
         self.app = web.Application()
         self.app.router.add_post("/v1.0/oauth2/accessToken", self._access_token)
         self.app.router.add_post("/v1.0/robot/oToMessages/batchSend", self._batch_send)
         self.app.router.add_post("/v1.0/robot/messageFiles/download", self._download)
         self.app.router.add_post("/robot/sendBySession", self._session_send)
         self.app.router.add_get("/files/{code}", self._file)
-
-    # --- lifecycle -----------------------------------------------------------------------------------
-    async def start(self) -> None:
-        self._server = TestServer(self.app, host="127.0.0.1")
-        await self._server.start_server()
-
-    async def close(self) -> None:
-        if self._server:
-            await self._server.close()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start() first"
-        return str(self._server.make_url("")).rstrip("/")
 
     # --- switches ------------------------------------------------------------------------------------
     def expire_tokens(self) -> None:

@@ -20,18 +20,18 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
 from handlers.clock import Clock
+from tests.fakes.base import LoopbackFake
 from tests.fakes.wecom_api import Media
 
 TOKEN_LIFETIME_S = 7200
 WINDOW_S = 48 * 3600
 
 
-class FakeWeChat:
+class FakeWeChat(LoopbackFake):
     def __init__(
         self, clock: Clock, *, app_id: str = "wxapp", secret: str = "appsecret", grace_s: float = 0.0
     ):
@@ -49,26 +49,12 @@ class FakeWeChat:
         self._tokens: dict[str, tuple[float, int]] = {}  # token → (valid until, errcode after)
         self._failures: deque[tuple[str, int]] = deque()
         self._ids = itertools.count(1)
-        self._server: TestServer | None = None
         self.app = web.Application()
         self.app.router.add_get("/cgi-bin/token", self._token)
         self.app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         self.app.router.add_post("/cgi-bin/message/template/send", self._template_send)
         self.app.router.add_post("/cgi-bin/media/upload", self._upload)
         self.app.router.add_get("/cgi-bin/media/get", self._media_get)
-
-    async def start(self) -> None:
-        self._server = TestServer(self.app, host="127.0.0.1")
-        await self._server.start_server()
-
-    async def close(self) -> None:
-        if self._server:
-            await self._server.close()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        return str(self._server.make_url("")).rstrip("/")
 
     # --- knobs -----------------------------------------------------------------------------------------
     def touch(self, openid: str) -> None:

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from wechatpy.crypto import _get_signature
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from handlers.clock import Clock
+from tests.fakes.base import LoopbackFake
 
 TOKEN_LIFETIME_S = 7200
 
@@ -41,7 +41,7 @@ class Media:
     filename: str
 
 
-class FakeWeCom:
+class FakeWeCom(LoopbackFake):
     def __init__(
         self, clock: Clock, *, corp_id: str = "wwcorp", secret: str = "corpsecret", agent_id: int = 1000002
     ):
@@ -61,25 +61,11 @@ class FakeWeCom:
         self._per_user: dict[str, deque[float]] = {}
         self._seen_content: set[tuple[str, str]] = set()
         self._ids = itertools.count(1)
-        self._server: TestServer | None = None
         self.app = web.Application()
         self.app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         self.app.router.add_post("/cgi-bin/message/send", self._send)
         self.app.router.add_post("/cgi-bin/media/upload", self._upload)
         self.app.router.add_get("/cgi-bin/media/get", self._media_get)
-
-    async def start(self) -> None:
-        self._server = TestServer(self.app, host="127.0.0.1")
-        await self._server.start_server()
-
-    async def close(self) -> None:
-        if self._server:
-            await self._server.close()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        return str(self._server.make_url("")).rstrip("/")
 
     # --- knobs -----------------------------------------------------------------------------------------
     def expire_tokens(self) -> None:

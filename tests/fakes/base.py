@@ -1,0 +1,26 @@
+"""What every platform fake shares: an aiohttp app served on loopback for the test's lifetime."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+class LoopbackFake:
+    """Subclasses build ``self.app`` (their routes) in ``__init__``; tests ``start()`` and ``close()`` it."""
+
+    app: web.Application
+    _server: TestServer | None = None
+
+    async def start(self) -> None:
+        self._server = TestServer(self.app, host="127.0.0.1")
+        await self._server.start_server()
+
+    async def close(self) -> None:
+        if self._server:
+            await self._server.close()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        return str(self._server.make_url("")).rstrip("/")
