@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -24,3 +26,23 @@ class LoopbackFake:
     def base_url(self) -> str:
         assert self._server is not None, "start() the fake first"
         return str(self._server.make_url("")).rstrip("/")
+
+
+@dataclass
+class Media:
+    """A file held by a fake platform (uploaded by us, or a user's photo waiting to be fetched)."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+
+def media_download(media: Media | None) -> web.Response:
+    """Tencent's ``media/get`` answer (WeCom and the service account alike): the file, or errcode 40007."""
+    if media is None:
+        return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+    return web.Response(
+        body=media.data,
+        content_type=media.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{media.filename}"'},
+    )

@@ -24,8 +24,7 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
 from handlers.clock import Clock
-from tests.fakes.base import LoopbackFake
-from tests.fakes.wecom_api import Media
+from tests.fakes.base import LoopbackFake, Media, media_download
 
 TOKEN_LIFETIME_S = 7200
 WINDOW_S = 48 * 3600
@@ -153,14 +152,7 @@ class FakeWeChat(LoopbackFake):
     async def _media_get(self, request: web.Request) -> web.Response:
         if (err := self._token_error(request)) is not None:
             return err
-        media = self.media.get(request.query.get("media_id", ""))
-        if media is None:
-            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
-        return web.Response(
-            body=media.data,
-            content_type=media.content_type,
-            headers={"Content-Disposition": f'attachment; filename="{media.filename}"'},
-        )
+        return media_download(self.media.get(request.query.get("media_id", "")))
 
 
 class WeChatPlatform:

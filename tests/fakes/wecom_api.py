@@ -21,7 +21,6 @@ import itertools
 import json
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -29,16 +28,9 @@ from wechatpy.crypto import _get_signature
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from handlers.clock import Clock
-from tests.fakes.base import LoopbackFake
+from tests.fakes.base import LoopbackFake, Media, media_download
 
 TOKEN_LIFETIME_S = 7200
-
-
-@dataclass
-class Media:
-    data: bytes
-    content_type: str
-    filename: str
 
 
 class FakeWeCom(LoopbackFake):
@@ -158,14 +150,7 @@ class FakeWeCom(LoopbackFake):
     async def _media_get(self, request: web.Request) -> web.Response:
         if (err := self._token_error(request)) is not None:
             return err
-        media = self.media.get(request.query.get("media_id", ""))
-        if media is None:
-            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
-        return web.Response(
-            body=media.data,
-            content_type=media.content_type,
-            headers={"Content-Disposition": f'attachment; filename="{media.filename}"'},
-        )
+        return media_download(self.media.get(request.query.get("media_id", "")))
 
 
 class WeComPlatform:
