@@ -52,7 +52,7 @@ class Env:
             media=MediaStore(self.tmp / "media", 100_000),
             owner=owner,
             rng=lambda: 0.5,
-            timeout_s=0.2,
+            timeout_s=2.0,  # generous: a busy 2-core CI box once took > 0.2 s for a loopback gettoken
             token_poll_s=0.01,
         )
 

@@ -64,7 +64,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             clock=clock,
             media=MediaStore(tmp_path / "media", 100_000),
             rng=lambda: 0.5,
-            timeout_s=0.2,
+            timeout_s=2.0,  # generous: a busy 2-core CI box once took > 0.2 s for a loopback gettoken
         )
         yield Env(fake, sender, clock, tmp_path)
     await fake.close()
@@ -134,7 +134,7 @@ async def test_rate_limits_and_5xx_are_transient_then_delivered(
 
 async def test_timeout_is_transient(env: Env) -> None:
     await env.sender.send("u1", text("warm"), extra={})
-    env.fake.delay_s = 0.5  # the sender's timeout is 0.2 s
+    env.fake.delay_s = 3.0  # the sender's timeout is 2 s
     with pytest.raises(TransientSendError):
         await env.sender.send("u1", text("慢"), extra={})
     env.fake.delay_s = 0.0
