@@ -20,12 +20,14 @@ from bot.keys import (
     engine_key,
     http_key,
     intake_key,
+    passive_key,
     read_sessions_key,
     senders_key,
     services_key,
     sessions_key,
     settings_key,
 )
+from bot.passive import PassiveReplies
 from bot.sender import OutboxSender, sender_key
 from bot.worker import InboxWorker, worker_key
 from bot.writegate import WriteGate
@@ -69,7 +71,9 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     gate = WriteGate(enabled=is_sqlite(app[settings_key].database.url))  # see bot/writegate.py
     reads = app[read_sessions_key]
     sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
-    worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
+    passive = PassiveReplies(app[sessions_key], app[clock_key], gate=gate, on_released=sender.wake)
+    app[passive_key] = passive
+    worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate, reads=reads, passive=passive)
     services.on_outbox = sender.wake
     app[sender_key] = sender
     app[worker_key] = worker

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelSender
 from bot.intake import Intake
+from bot.passive import PassiveReplies
 from handlers.clock import Clock
 from handlers.messages import Channel
 from handlers.services import Services
@@ -22,3 +23,4 @@ intake_key = web.AppKey("intake", Intake)
 senders_key = web.AppKey("senders", dict[Channel, ChannelSender])
 services_key = web.AppKey("services", Services)
 http_key = web.AppKey("http", aiohttp.ClientSession)
+passive_key = web.AppKey("passive_replies", PassiveReplies)  # only where this process handles messages

@@ -75,6 +75,9 @@ HANDLING_SECONDS = Histogram("craftlink_handling_seconds", "Handling one inbox m
 INBOX_WAIT_SECONDS = Histogram("craftlink_inbox_wait_seconds", "From stored in the inbox to handled",
                                buckets=_SLOW, registry=REGISTRY)
 SENT = Counter("craftlink_sent", "Messages delivered to a platform", ["channel"], registry=REGISTRY)
+PASSIVE_REPLIES = Counter("craftlink_passive_replies",
+                          "Replies carried in a callback response (answered/repeated) or not (late/lost)",
+                          ["channel", "outcome"], registry=REGISTRY)
 SEND_FAILURES = Counter("craftlink_send_failures", "Failed delivery attempts by error code",
                         ["channel", "kind", "code"], registry=REGISTRY)
 SEND_SECONDS = Histogram("craftlink_send_seconds", "One platform send call", ["channel"], buckets=_FAST,

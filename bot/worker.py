@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 
 from bot import metrics
 from bot.channels.base import ChannelSender
+from bot.passive import PassiveReplies, Reserved
 from bot.pump import ConversationPump
 from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, IncomingKind, IncomingMessage
@@ -64,8 +65,10 @@ class InboxWorker(ConversationPump):
         *,
         gate: WriteGate = NO_GATE,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        passive: PassiveReplies | None = None,
     ) -> None:
         super().__init__(concurrency=CONCURRENCY)
+        self._passive = passive
         self._reads = reads or sessions  # polling reads: on SQLite they must not queue behind writers
         self._sessions = sessions
         self._services = services
@@ -117,6 +120,7 @@ class InboxWorker(ConversationPump):
         A message with a file to download leaves the transaction first: the download (from the
         platform) happens outside it, so it never holds SQLite's write lock, and then it is handled.
         """
+        reserved: Reserved | None = None
         try:
             async with self._gate.hold(), self._sessions() as session, session.begin():
                 started = time.perf_counter()
@@ -138,6 +142,8 @@ class InboxWorker(ConversationPump):
                         row.error = "rate_limited"  # kept for the record, not handled
                     else:
                         ctx = await handle_incoming(session, self._services, msg)
+                    if ctx is not None and self._passive is not None and self._passive.waiting(msg):
+                        reserved = await self._passive.reserve(session, msg, ctx.outbox.rows)
                     row.state = InboxState.DONE.value
                     row.handled_at = self._services.clock.now()
                     row.attempts += 1
@@ -145,6 +151,8 @@ class InboxWorker(ConversationPump):
                     following = await self._next_due(session, row)
             if fetch_first:
                 return await self._with_media(row_id, msg, attempts)
+            if self._passive is not None:
+                await self._passive.handled(msg, reserved)
             self.handled += 1
             elapsed = time.perf_counter() - started
             metrics.HANDLING_SECONDS.labels("limited" if limited else "done").observe(elapsed)

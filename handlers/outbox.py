@@ -28,6 +28,7 @@ class Outbox:
         self._session = session
         self._clock = clock
         self.written = 0
+        self.rows: list[OutboxMessage] = []  # in order; a channel may answer the first one in its callback
 
     async def to_identity(
         self, identity: Identity, message: OutgoingMessage | str, *, case_id: int | None = None
@@ -46,6 +47,7 @@ class Outbox:
         )
         self._session.add(row)
         self.written += 1
+        self.rows.append(row)
         return row
 
     async def to_person(

@@ -137,6 +137,7 @@ class WeChatSettings:
     timestamp_window_s: int = 300
     template_id_notice: str = ""  # template message used outside the 48-hour window
     template_field: str = "thing1"  # the notice template's field that gets a ≤20-character summary
+    passive_reply_ms: int = 1500  # wait this long for a reply to answer in the callback itself; 0 = never
 
 
 @dataclass
@@ -282,6 +283,10 @@ def _validate(s: Settings) -> None:
     start, _, end = s.timers.quiet_hours.partition("-")
     _check_time("timers.quiet_hours", start)
     _check_time("timers.quiet_hours", end)
+    if s.wechat is not None and not 0 <= s.wechat.passive_reply_ms <= 4000:
+        raise ConfigError(  # the platform gives up on a callback after 5 s and retries it
+            f"wechat.passive_reply_ms: expected 0-4000 (the platform waits 5 s), got {s.wechat.passive_reply_ms}"
+        )
     for i, st in enumerate(s.staff):
         if st.role not in ("admin", "staff", "group_lead"):
             raise ConfigError(f"staff[{i}].role: expected admin, staff or group_lead, got {st.role!r}")

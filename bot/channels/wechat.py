@@ -5,8 +5,9 @@ service account). ``POST /wechat/callback`` accepts plaintext mode, or — when
 ``encoding_aes_key`` is set — only safe mode (``encrypt_type=aes``): in plaintext mode the signature
 covers only token, timestamp and nonce, not the body, so a captured query could carry any body.
 After the same checks as WeCom (window, size, safe XML, constant-time signatures) the message is
-committed to the inbox and the answer is ``success``. Replies always go through the
-customer-service API afterwards; passive replies are not used.
+committed to the inbox. The answer is ``success`` — or, when this process handles the message within
+``passive_reply_ms`` and the first reply is one text, that reply itself ("passive reply", see
+:mod:`bot.passive`); every other reply goes through the customer-service API afterwards.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from wechatpy import parse_message as parse_wechat
 from wechatpy.crypto import WeChatCrypto
+from wechatpy.replies import TextReply
 
 from bot.channels.media import MediaStore
-from bot.channels.wechat_sender import WeChatSender
+from bot.channels.wechat_sender import WeChatSender, render
 from bot.channels.wx_callback import (
     Rejected,
     check_signature,
@@ -31,8 +33,9 @@ from bot.channels.wx_callback import (
     xml_fields,
 )
 from bot.channels.wx_messages import to_incoming
-from bot.keys import clock_key, http_key, intake_key, senders_key, sessions_key, settings_key
-from handlers.messages import Channel
+from bot.keys import clock_key, http_key, intake_key, passive_key, senders_key, sessions_key, settings_key
+from bot.passive import PassiveReplies
+from handlers.messages import Channel, OutgoingMessage
 from handlers.settings import ConfigError, WeChatSettings
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ class WeChatCallback:
             return rejected_response("wechat", err)
         return web.Response(text=echostr, content_type="text/plain")
 
-    async def receive(self, request: web.Request) -> web.Response:
+    async def receive(self, request: web.Request) -> web.StreamResponse:
         app = request.app
         try:
             signature, timestamp, nonce = query_params(request, "signature", "timestamp", "nonce")
@@ -73,18 +76,52 @@ class WeChatCallback:
             body = await read_body(request, app[settings_key].server.max_body_bytes)
             plain = self._plaintext(request, body, timestamp, nonce)
             xml_fields(plain)  # the safety check, on what wechatpy is about to parse
-            msg = to_incoming(Channel.WECHAT, parse_wechat(plain)._data, app[clock_key].now())
+            parsed = parse_wechat(plain)
+            msg = to_incoming(Channel.WECHAT, parsed._data, app[clock_key].now())
         except Rejected as err:
             return rejected_response("wechat", err)
         except Exception as exc:  # a parser surprise must not become a 500 the platform retries
             return rejected_response("wechat", Rejected(400, f"unparseable message ({type(exc).__name__})"))
-        if msg is not None:
-            try:
-                await app[intake_key].accept(msg)
-            except Exception as exc:  # DB down or shutting down: the platform retries on a non-200
-                log.warning("wechat callback not stored (%s); answering 503", type(exc).__name__)
-                return web.Response(status=503, text="")
-        return web.Response(text=ACK, content_type="text/plain")
+        if msg is None:
+            return web.Response(text=ACK, content_type="text/plain")
+        passive = app.get(passive_key) if self.settings.passive_reply_ms > 0 else None
+        key = (Channel.WECHAT.value, msg.platform_msg_id)
+        waiting = passive is not None and passive.expect(*key, fits_passive)
+        try:
+            new = await app[intake_key].accept(msg)
+        except Exception as exc:  # DB down or shutting down: the platform retries on a non-200
+            if passive is not None and waiting:
+                passive.forget(*key)
+            log.warning("wechat callback not stored (%s); answering 503", type(exc).__name__)
+            return web.Response(status=503, text="")
+        reply: OutgoingMessage | None = None
+        if passive is not None and not new:  # the platform's retry: give the same passive reply again
+            if waiting:
+                passive.forget(*key)
+            reply = await passive.answered(*key)
+        elif passive is not None and waiting:
+            reply = await self._passive_reply(passive, key)
+        if reply is None:
+            return web.Response(text=ACK, content_type="text/plain")
+        xml = TextReply(source=parsed.target, target=parsed.source, content=passive_text(reply),
+                        time=int(app[clock_key].now().timestamp())).render()
+        if self.crypto is not None:
+            xml = self.crypto.encrypt_message(xml, nonce, timestamp)
+        response = web.Response(text=xml, content_type="application/xml")
+        await response.prepare(request)
+        await response.write_eof()
+        if passive is not None:
+            passive.answered_callback()  # replies queued behind this one may go now, after it
+        return response
+
+    async def _passive_reply(self, passive: PassiveReplies, key: tuple[str, str]) -> OutgoingMessage | None:
+        reserved = await passive.wait(*key, self.settings.passive_reply_ms / 1000)
+        if reserved is None:
+            return None
+        reply = await passive.claim(*key, reserved)
+        if reply is None:
+            await passive.release(reserved)
+        return reply
 
     def _plaintext(self, request: web.Request, body: bytes, timestamp: str, nonce: str) -> bytes | str:
         aes = request.query.get("encrypt_type", "raw") == "aes"
@@ -104,6 +141,21 @@ class WeChatCallback:
         except Exception as exc:  # wrong key → UnicodeDecodeError, garbage → ValueError, other app id...
             raise Rejected(400, f"cannot decrypt ({type(exc).__name__})") from None
         return result if isinstance(result, (bytes, str)) else str(result)
+
+
+def fits_passive(message: OutgoingMessage) -> bool:
+    """A passive reply carries one text: a message that renders as exactly one text part."""
+    try:
+        parts = render(message)
+    except Exception:  # e.g. media without a file: not ours to judge here, the sender reports it
+        return False
+    return len(parts) == 1 and isinstance(parts[0], dict) and parts[0].get("msgtype") == "text"
+
+
+def passive_text(message: OutgoingMessage) -> str:
+    part = render(message)[0]
+    assert isinstance(part, dict)
+    return str(part["text"]["content"])
 
 
 def setup(app: web.Application, settings: WeChatSettings) -> None:

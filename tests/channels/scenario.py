@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Protocol
 
 from sqlalchemy import select
 
 from bot.keys import sessions_key
 from storage.models import Identity
+from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN
 from tests.chat import Playground
+from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform, mp_xml
 
 
 class Talker(Protocol):
@@ -30,3 +33,44 @@ async def register(ent: Talker) -> None:
     assert "怎么称呼" in await ent.say("宁波北仑精工机械有限公司")
     assert "哪个地区" in await ent.say("王工")
     assert "登记完成：宁波北仑精工机械有限公司" in await ent.say("宁波市北仑区")
+
+
+class WeChatUser:
+    """One person on the service account (safe mode), reading what the platform showed them: passive
+    replies in the callback answers and customer-service messages from the fake, in the order shown."""
+
+    _ids = itertools.count(1)  # MsgIds, unique within the test process
+
+    def __init__(self, pg: Playground, wechat: FakeWeChat, openid: str) -> None:
+        self.pg = pg
+        self.wechat = wechat
+        self.openid = openid
+        self.platform = WeChatPlatform(WECHAT_TOKEN, WECHAT_AES, WECHAT_APPID)
+        self.seen = 0
+        self.answers: list[str] = []  # the raw callback answers, for tests of the answer itself
+
+    async def post(self, text: str, *, msg_id: int | None = None) -> int:
+        """Send ``text`` as the platform does (``msg_id`` again = the platform's retry); return the MsgId."""
+        self.wechat.touch(self.openid)
+        ts = int(self.pg.clock.now().timestamp())
+        mid = msg_id if msg_id is not None else next(self._ids)
+        xml = mp_xml(self.openid, ts, "text", f"<Content><![CDATA[{text}]]></Content>", mid)
+        query, body = self.platform.aes_post(xml, timestamp=str(ts))
+        resp = await self.pg.client.post("/wechat/callback", params=query, data=body.encode())
+        answer = await resp.text()
+        assert resp.status == 200, answer
+        self.answers.append(answer)
+        shown = self.platform.shown(resp.status, answer, openid=self.openid)
+        if shown is not None:  # a passive reply: the platform shows it before anything sent later
+            self.wechat.sent.append(shown)
+        return mid
+
+    async def say(self, text: str) -> str:
+        await self.post(text)
+        await self.pg.settle()
+        return self.read_text()
+
+    def read_text(self) -> str:
+        mine = [s for s in self.wechat.sent if s.get("touser") == self.openid]
+        new, self.seen = mine[self.seen :], len(mine)
+        return "\n".join(s.get("text", {}).get("content", "") for s in new)

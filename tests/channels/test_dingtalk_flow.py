@@ -24,12 +24,12 @@ from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from storage.models import Case, CaseState, Feedback, InboxMessage, Offer, OfferState
-from tests.channels.scenario import bind_identity, register
+from tests.channels.scenario import WeChatUser, bind_identity, register
 from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN
 from tests.chat import Playground
 from tests.conftest import make_settings
 from tests.fakes.dingtalk_api import FakeDingTalk, Sent
-from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform, mp_xml
+from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform
 
 SUN = "demo-craftsman-1007"  # 孙卫东, 模具制造: offered first for this request (tests/test_loop.py)
 ZHOU = "demo-craftsman-1008"  # 周明华, 模具制造
@@ -101,32 +101,6 @@ class DingUser:
         assert "请回到钉钉查看" in await resp.text()
         await self.w.pg.settle()
         return self.read_text()
-
-
-class WeChatUser:
-    """One person on the service account (safe mode); cards reach them as text with typed commands."""
-
-    _ids = itertools.count(1)
-
-    def __init__(self, world: World, openid: str) -> None:
-        self.w = world
-        self.openid = openid
-        self.seen = 0
-
-    async def say(self, text: str) -> str:
-        self.w.wechat.touch(self.openid)
-        ts = str(int(self.w.clock.now().timestamp()))
-        xml = mp_xml(self.openid, int(ts), "text", f"<Content><![CDATA[{text}]]></Content>", next(self._ids))
-        query, body = self.w.mp.aes_post(xml, timestamp=ts)
-        resp = await self.w.client.post("/wechat/callback", params=query, data=body.encode())
-        assert resp.status == 200, await resp.text()
-        await self.w.pg.settle()
-        return self.read_text()
-
-    def read_text(self) -> str:
-        mine = [s for s in self.w.wechat.sent if s.get("touser") == self.openid]
-        new, self.seen = mine[self.seen :], len(mine)
-        return "\n".join(s.get("text", {}).get("content", "") for s in new)
 
 
 @pytest.fixture
@@ -226,7 +200,7 @@ async def test_whole_loop_on_dingtalk(world: World) -> None:
 async def test_enterprise_on_wechat_craftsman_on_dingtalk(world: World) -> None:
     w = world
     await bind_identity(w.pg, SUN, "dingtalk", "dt-sun")
-    ent, sun = WeChatUser(w, "o-wechat-firm"), DingUser(w, "dt-sun")
+    ent, sun = WeChatUser(w.pg, w.wechat, "o-wechat-firm"), DingUser(w, "dt-sun")
 
     await register(ent)
     proposal = await ent.say(REQUEST)

@@ -23,7 +23,7 @@ from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from storage.models import Case, CaseState, Feedback, InboxMessage, Offer, OfferState, OutboxMessage
-from tests.channels.scenario import bind_identity, register
+from tests.channels.scenario import WeChatUser, bind_identity, register
 from tests.channels.wx_harness import (
     WECHAT_AES,
     WECHAT_APPID,
@@ -34,7 +34,7 @@ from tests.channels.wx_harness import (
 )
 from tests.chat import Playground
 from tests.conftest import make_settings
-from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform, mp_xml
+from tests.fakes.wechat_api import FakeWeChat
 from tests.fakes.wecom_api import FakeWeCom, WeComPlatform, message_xml
 
 SUN = "demo-craftsman-1007"  # 孙卫东, 模具制造: offered first for this request (tests/test_loop.py)
@@ -118,29 +118,6 @@ class WeComUser:
                     await self._post("event", fields, None)
                     return self.read_text()
         raise AssertionError(f"no button {label!r} sent to {self.user}")
-
-
-class WeChatUser:
-    def __init__(self, world: World, openid: str) -> None:
-        self.w = world
-        self.openid = openid
-        self.platform = WeChatPlatform(WECHAT_TOKEN, WECHAT_AES, WECHAT_APPID)
-        self.seen = 0
-
-    async def say(self, text: str) -> str:
-        self.w.wechat.touch(self.openid)
-        ts = int(self.w.clock.now().timestamp())
-        xml = mp_xml(self.openid, ts, "text", f"<Content><![CDATA[{text}]]></Content>", next(_ids))
-        query, body = self.platform.aes_post(xml, timestamp=str(ts))
-        resp = await self.w.client.post("/wechat/callback", params=query, data=body.encode())
-        assert (resp.status, await resp.text()) == (200, "success")
-        await self.w.pg.settle()
-        return self.read_text()
-
-    def read_text(self) -> str:
-        mine = [s for s in self.w.wechat.sent if s.get("touser") == self.openid]
-        new, self.seen = mine[self.seen :], len(mine)
-        return "\n".join(s.get("text", {}).get("content", "") for s in new)
 
 
 @pytest.fixture
@@ -251,7 +228,7 @@ async def test_whole_loop_on_wecom(world: World) -> None:
 async def test_enterprise_on_the_service_account_craftsman_on_wecom(world: World) -> None:
     w = world
     await bind_identity(w.pg, SUN, "wecom", "sunweidong")
-    ent, sun = WeChatUser(w, "o-firm-openid"), WeComUser(w, "sunweidong")
+    ent, sun = WeChatUser(w.pg, w.wechat, "o-firm-openid"), WeComUser(w, "sunweidong")
 
     await register(ent)
     proposal = await ent.say(REQUEST)

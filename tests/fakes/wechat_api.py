@@ -9,6 +9,10 @@ Behaviour (platforms.md §4), on an injected clock:
   (:meth:`touch`); ``fail_next(...)`` queues HTTP statuses or errcodes; ``delay_s`` answers late.
 - ``POST /cgi-bin/message/template/send`` records template notices in :attr:`templates`.
 - ``POST /cgi-bin/media/upload`` / ``GET /cgi-bin/media/get`` as on WeCom.
+- :meth:`WeChatPlatform.shown` is what the platform does with a callback's *answer*: ``success`` or
+  an empty body shows nothing; a passive reply (plain XML, or in safe mode the ``Encrypt`` envelope
+  whose ``MsgSignature`` must verify) is shown to the user — tests put it in :attr:`FakeWeChat.sent`
+  with ``"passive": True``, so a conversation reads the same whichever way a reply travelled.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
+from defusedxml import ElementTree
 from wechatpy.crypto import PrpCrypto, WeChatCrypto, _get_signature
 from wechatpy.utils import WeChatSigner
 
@@ -182,6 +187,27 @@ class WeChatPlatform:
             query,
             f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>",
         )
+
+
+    def shown(self, status: int, body: str, *, openid: str, safe: bool = True) -> dict[str, Any] | None:
+        """The reply the platform shows for a callback answered with ``status``/``body``, if any.
+
+        A malformed answer is an AssertionError: the real platform shows the user
+        "该公众号暂时无法提供服务，请稍后再试" for it, which is never acceptable.
+        """
+        if status != 200 or body in ("", "success"):
+            return None
+        if safe:
+            envelope = {e.tag: e.text or "" for e in ElementTree.fromstring(body)}
+            plain = self.crypto.decrypt_message(
+                body, envelope["MsgSignature"], envelope["TimeStamp"], envelope["Nonce"]
+            )  # raises InvalidSignatureException on a bad signature, as the platform refuses it
+            body = plain if isinstance(plain, str) else plain.decode()
+        fields = {e.tag: e.text or "" for e in ElementTree.fromstring(body)}
+        assert fields["ToUserName"] == openid, fields
+        assert fields["FromUserName"] == "gh_test", fields  # the account's id, from the callback
+        assert fields["MsgType"] == "text", fields
+        return {"touser": openid, "msgtype": "text", "text": {"content": fields["Content"]}, "passive": True}
 
 
 def mp_xml(user: str, created: int, msg_type: str, fields: str, msg_id: int | None = None) -> str:
