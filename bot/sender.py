@@ -4,6 +4,8 @@ A row is claimed by a conditional UPDATE that pushes its ``next_attempt_at`` for
 another instance skips it while it is in flight; a crash mid-send makes it due again after the lease
 (at-least-once: the platforms' own duplicate checks absorb the rare repeat). A message that can never
 be delivered ends ``dead`` and staff are told; one the platform refuses for now ends ``held``.
+A cosmetic message (``OutgoingMessage.cosmetic``: a card update) ends the same way but without an
+alert: nothing a person needed to read was lost, and a used or expired card handle is routine.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from bot.channels.base import ChannelSender, HeldSendError, PermanentSendError, 
 from bot.pump import ConversationPump
 from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, OutgoingMessage
-from handlers.outbox import Outbox
+from handlers.outbox import HELD_FLAG, Outbox
 from handlers.services import Services
 from storage.models import CASE_NUMBER_OFFSET, Identity, OutboxMessage, OutboxState
 
@@ -159,16 +161,26 @@ class OutboxSender(ConversationPump):
             )
 
     async def _finish(self, row_id: int, state: OutboxState, error: str, *, alert: bool) -> None:
-        """End a message as dead or held; staff are told (unless the message was itself a staff alert)."""
+        """End a message as dead or held; staff are told (unless the message was itself a staff alert
+        or is cosmetic)."""
         async with self._gate.hold(), self._sessions() as session, session.begin():
             row = await session.get(OutboxMessage, row_id)
             if row is None:
                 return
             row.state = state.value
             row.last_error = error[:2000]
-            if alert and not row.payload.get("staff_alert"):
+            if state == OutboxState.HELD:  # released when the person writes again (handlers/outbox.py)
+                identity = await session.scalar(select(Identity).where(
+                    Identity.channel == row.channel, Identity.channel_user_id == row.address))
+                if identity is not None:
+                    identity.extra = {**identity.extra, HELD_FLAG: True}
+            message = OutgoingMessage.from_json(row.payload)
+            if message.cosmetic:
+                log.info("cosmetic outbox %s ended %s without alert", row_id, state.value,
+                         extra={"channel": row.channel, "event": "outbox.cosmetic_failed"})
+            elif alert and not row.payload.get("staff_alert"):
                 what = "暂存（平台暂不允许发送）" if state == OutboxState.HELD else "发送失败"
-                text = OutgoingMessage.from_json(row.payload).plain_text[:80]
+                text = message.plain_text[:80]
                 outbox = Outbox(session, self._services.clock)
                 await outbox.to_staff(f"⚠️ 一条发给 {row.channel}:{row.address} 的消息{what}：{error[:120]}\n内容：{text}",
                                       case_id=row.case_id)

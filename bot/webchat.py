@@ -18,7 +18,7 @@ from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
 from bot.keys import clock_key, intake_key, read_sessions_key, senders_key, settings_key
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingMessage
+from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
 from storage.models import Craftsman, Enterprise, Identity, OutboxMessage, OutboxState, Person, StaffMember
 
 STATIC = Path(__file__).with_name("static")
@@ -32,6 +32,8 @@ class WebSender:
     channel = Channel.WEB
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
+        if message.kind == OutgoingKind.CARD_UPDATE:
+            return None  # web cards are not updated after a tap; ``messages`` never shows these rows
         return f"web-{uuid.uuid4().hex[:12]}"
 
 
@@ -149,6 +151,8 @@ async def messages(request: web.Request) -> web.Response:
     out = []
     for row in rows:
         msg = OutgoingMessage.from_json(row.payload)
+        if msg.kind == OutgoingKind.CARD_UPDATE:
+            continue
         item: dict[str, Any] = {"id": row.id, "kind": msg.kind.value, "title": msg.title, "text": msg.text,
                                 "buttons": [{"label": b.label, "command": b.command} for b in msg.buttons],
                                 "at": (row.sent_at or row.created_at).astimezone(tz).strftime("%H:%M")}

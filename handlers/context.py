@@ -26,6 +26,10 @@ class HandlerContext:
     identity: Identity | None = None  # where the message came from; None for timers and console actions
     msg: IncomingMessage | None = None
     replies: list[OutgoingMessage] = field(default_factory=list)
+    # What a tapped card should show instead of its buttons (≤ 10 characters, e.g. "已接单"), set by
+    # the handler that answers the tap; None leaves the card as it is. The pipeline turns it into a
+    # CARD_UPDATE when the tap came from a channel whose cards can be updated (WeCom).
+    tap_outcome: str | None = None
 
     @property
     def clock(self) -> Clock:
@@ -51,4 +55,13 @@ class HandlerContext:
 
 
 class UserError(Exception):
-    """Bad input from a person: the message is the polite Chinese answer; nothing is changed."""
+    """Bad input from a person: the message is the polite Chinese answer; nothing is changed.
+
+    ``tap_outcome``: what the tapped card should show when the refusal settles it for good (the offer
+    was taken by someone else, the case was already rated); None keeps the card's buttons. On a
+    UserError only this counts: a ``ctx.tap_outcome`` set before the error was rolled back with the rest.
+    """
+
+    def __init__(self, message: str, *, tap_outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.tap_outcome = tap_outcome

@@ -22,6 +22,14 @@ def rating_buttons(number: int) -> list[Button]:
     return [Button("★" * n, f"评价 {number} {n}") for n in range(5, 0, -1)]
 
 
+TAP_CLOSED = "已结案"  # a rating card tapped after the case closed unrated
+
+
+def rated_label(rating: int | None) -> str:
+    """What a tapped rating card shows instead of its stars (≤ 10 characters)."""
+    return f"已评价 {'★' * rating}" if rating else TAP_CLOSED
+
+
 def credit_points(ctx: HandlerContext, case: Case, rating: int | None) -> float:
     """Write one ledger entry per rule that applies; return the total credited."""
     rules = ctx.settings.points
@@ -44,11 +52,13 @@ def credit_points(ctx: HandlerContext, case: Case, rating: int | None) -> float:
 
 async def record_rating(ctx: HandlerContext, case: Case, rating: int | None, comment: str = "") -> None:
     """Close a resolved case with its rating (None = closed unrated) and credit the points."""
-    if case.state != CaseState.RESOLVED:
-        raise UserError(f"案件 #{case.number} 目前不在待评价状态。")
     existing = await ctx.session.scalar(select(Feedback).where(Feedback.case_id == case.id))
+    if case.state != CaseState.RESOLVED:
+        # A tap on an old rating card: once the case is closed the card can say how it ended.
+        closed = rated_label(existing.rating if existing else None) if case.state == CaseState.CLOSED else None
+        raise UserError(f"案件 #{case.number} 目前不在待评价状态。", tap_outcome=closed)
     if existing is not None:
-        raise UserError(f"案件 #{case.number} 已经评价过了，谢谢！")
+        raise UserError(f"案件 #{case.number} 已经评价过了，谢谢！", tap_outcome=rated_label(existing.rating))
     if not await transition(ctx, case, CaseState.CLOSED, actor=ctx.person if rating else None,
                             detail="企业评价" if rating else "超时未评价，自动结案",
                             values={"rating": rating, "closed_at": ctx.now()}):
@@ -77,7 +87,9 @@ async def rate(ctx: HandlerContext, cmd: Command) -> None:
     m = _DIGIT.match(cmd.rest)
     if not m:
         raise UserError(f"请打 1–5 分，例如「评价 {case.number} 5 师傅很专业」。")
-    await record_rating(ctx, case, int(m.group(1)), m.group(2).strip())
+    rating = int(m.group(1))
+    await record_rating(ctx, case, rating, m.group(2).strip())
+    ctx.tap_outcome = rated_label(rating)
     if ctx.dialog.flow == RATING:
         await ctx.dialog.clear()
     await ctx.reply(f"感谢评价！案件 #{case.number} 已结案。有新的问题随时发给我。")

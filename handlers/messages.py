@@ -65,6 +65,10 @@ class OutgoingKind(enum.StrEnum):
     IMAGE = "image"
     VOICE = "voice"
     FILE = "file"
+    # Not a message: replace the buttons of a card the person tapped by one disabled button labelled
+    # ``text``. ``update_ref`` is the platform's handle for that tap (WeCom: its response_code).
+    # Channels without updatable cards send nothing. Cosmetic: see :attr:`OutgoingMessage.cosmetic`.
+    CARD_UPDATE = "card_update"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +90,10 @@ class OutgoingMessage:
     media_path: str | None = None  # local file for IMAGE / VOICE / FILE
     file_name: str | None = None
     urgent: bool = False
+    update_ref: str | None = None  # CARD_UPDATE only: which tapped card (platform handle)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind.value,
             "text": self.text,
             "title": self.title,
@@ -97,6 +102,9 @@ class OutgoingMessage:
             "file_name": self.file_name,
             "urgent": self.urgent,
         }
+        if self.update_ref is not None:  # only card updates carry it; other rows stay as they were
+            data["update_ref"] = self.update_ref
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutgoingMessage:
@@ -108,7 +116,14 @@ class OutgoingMessage:
             media_path=data.get("media_path"),
             file_name=data.get("file_name"),
             urgent=bool(data.get("urgent", False)),
+            update_ref=data.get("update_ref"),
         )
+
+    @property
+    def cosmetic(self) -> bool:
+        """Losing it costs only looks (a card update): if it cannot be delivered it ends dead with no
+        staff alert, since nothing the person needs to read was lost."""
+        return self.kind == OutgoingKind.CARD_UPDATE
 
     @property
     def plain_text(self) -> str:
@@ -131,3 +146,8 @@ def card(title: str, body: str, buttons: list[Button], *, urgent: bool = False) 
 
 def markdown(title: str, body: str) -> OutgoingMessage:
     return OutgoingMessage(kind=OutgoingKind.MARKDOWN, title=title, text=body)
+
+
+def card_update(label: str, update_ref: str) -> OutgoingMessage:
+    """Show ``label`` instead of the buttons of the card whose tap gave ``update_ref``."""
+    return OutgoingMessage(kind=OutgoingKind.CARD_UPDATE, text=label, update_ref=update_ref)

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.clock import Clock
 from handlers.messages import OutgoingMessage, text
-from storage.models import Identity, OutboxMessage, Person, Role
+from storage.models import Identity, OutboxMessage, OutboxState, Person, Role
+
+HELD_FLAG = "held_messages"  # on Identity.extra: the platform refused messages to it for now (see bot/sender)
+
+
+async def release_held(session: AsyncSession, identity: Identity, now: datetime) -> int:
+    """The person wrote again, so the platform accepts messages to them again: send what was held.
+
+    Only identities flagged by the sender pay the UPDATE; the released rows keep their ids, so they go
+    out before anything written in reply to this new message.
+    """
+    if not identity.extra.get(HELD_FLAG):
+        return 0
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.channel == identity.channel, OutboxMessage.address == identity.channel_user_id,
+               OutboxMessage.state == OutboxState.HELD.value)
+        .values(state=OutboxState.PENDING.value, next_attempt_at=now, attempts=0)
+        .execution_options(synchronize_session=False)
+    )
+    identity.extra = {k: v for k, v in identity.extra.items() if k != HELD_FLAG}
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def best_identity(session: AsyncSession, person_id: int) -> Identity | None:

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import build_router
 from handlers.context import HandlerContext, UserError
 from handlers.dialogs import DialogView
-from handlers.messages import IncomingKind, IncomingMessage
-from handlers.outbox import Outbox
+from handlers.messages import IncomingKind, IncomingMessage, card_update
+from handlers.outbox import Outbox, release_held
 from handlers.services import Services
 from storage.models import Identity, Person, Role
 
@@ -34,6 +34,8 @@ async def identify(session: AsyncSession, services: Services, msg: IncomingMessa
         identity = Identity(person_id=person.id, channel=msg.channel.value, channel_user_id=msg.sender, extra={})
         session.add(identity)
     identity.last_seen_at = now
+    if await release_held(session, identity, now):  # the sender is woken by this message's commit
+        log.info("released held messages", extra={"channel": msg.channel.value, "event": "outbox.released"})
     webhook = msg.extra.get("session_webhook")
     if webhook:
         identity.extra = {**identity.extra, "session_webhook": webhook,
@@ -70,7 +72,21 @@ async def handle_incoming(session: AsyncSession, services: Services, msg: Incomi
         await session.refresh(identity)
         ctx.dialog = await DialogView.load(session, services.clock, person.id)
         await ctx.reply(str(err))
+        ctx.tap_outcome = err.tap_outcome  # what the handler set before the error was rolled back too
+    await update_tapped_card(ctx, msg)
     return ctx
+
+
+async def update_tapped_card(ctx: HandlerContext, msg: IncomingMessage) -> None:
+    """Queue the tapped card's new look after the tap's replies, so a failing update never holds them up.
+
+    Only a card tap that carries the platform's handle for updating that card (WeCom's
+    ``response_code``) and whose handler stated an outcome gets one.
+    """
+    ref = msg.extra.get("response_code") if msg.kind == IncomingKind.BUTTON else None
+    if not isinstance(ref, str) or not ref or not ctx.tap_outcome or ctx.identity is None:
+        return
+    await ctx.outbox.to_identity(ctx.identity, card_update(ctx.tap_outcome, ref))
 
 
 async def route(ctx: HandlerContext, msg: IncomingMessage) -> None:

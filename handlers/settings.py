@@ -34,6 +34,7 @@ class ServerSettings:
     max_body_bytes: int = 65536
     instance_name: str = ""  # defaults to host:port; shown in job claims and logs
     playground: bool = False  # the web chat at /playground: anyone can act as anyone, so demo/test only
+    role: str = "all"  # all | intake (store callbacks only) | worker (handle, send, schedule; no intake wake-ups)
 
 
 @dataclass
@@ -270,6 +271,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"database.url: expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://..., got {s.database.url!r}"
         )
+    if s.server.role not in ("all", "intake", "worker"):
+        raise ConfigError(f"server.role: expected all, intake or worker, got {s.server.role!r}")
     if not 0 < s.server.port < 65536:
         raise ConfigError(f"server.port: expected 1-65535, got {s.server.port}")
     if s.bot.offer_policy not in ("sequential", "parallel"):

@@ -9,9 +9,17 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from bot.channels.base import HeldSendError, PermanentSendError, TransientSendError
-from bot.keys import intake_key, senders_key, sessions_key
+from bot.keys import intake_key, senders_key, services_key, sessions_key
 from bot.sender import sender_key
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingMessage
+from handlers.messages import (
+    Button,
+    Channel,
+    IncomingKind,
+    IncomingMessage,
+    OutgoingMessage,
+    card,
+    card_update,
+)
 from storage.models import Case, CaseState, InboxMessage, Offer, OfferState, OutboxMessage, OutboxState
 from tests.chat import Chat, Playground
 
@@ -166,3 +174,65 @@ async def test_handler_crash_is_retried_then_reported(playground: Playground, mo
     async with playground.app[sessions_key]() as s:
         row = await s.scalar(select(InboxMessage).where(InboxMessage.platform_msg_id == "crash-1"))
         assert row is not None and row.state == "failed" and row.attempts == 5
+
+
+def test_outgoing_messages_round_trip_through_the_outbox_payload() -> None:
+    update = card_update("已接单", "rc-123")
+    assert update.to_json()["update_ref"] == "rc-123"
+    assert OutgoingMessage.from_json(update.to_json()) == update
+    assert update.cosmetic and not card("t", "b", [Button("接单", "接单 1001")]).cosmetic
+    plain = card("新的服务需求 #1001", "正文", [Button("接单", "接单 1001")], urgent=True)
+    assert "update_ref" not in plain.to_json()  # rows of other kinds are stored as before
+    assert OutgoingMessage.from_json(plain.to_json()) == plain
+    old_row: dict[str, Any] = {"kind": "text", "text": "旧行", "title": "", "buttons": [], "media_path": None, "file_name": None,
+               "urgent": False}
+    assert OutgoingMessage.from_json(old_row).update_ref is None
+
+
+async def _queue_card_update(pg: Playground, channel: str = "wecom", address: str = "u1") -> None:
+    async with pg.app[sessions_key]() as s, s.begin():
+        s.add(OutboxMessage(channel=channel, address=address, conversation=f"{channel}:{address}",
+                            payload=card_update("已接单", "rc-1").to_json(),
+                            next_attempt_at=pg.clock.now(), created_at=pg.clock.now()))
+
+
+async def test_a_failed_card_update_ends_dead_without_a_staff_alert(playground: Playground) -> None:
+    flaky = FlakySender([PermanentSendError("40058", "invalid response_code")])
+    playground.app[senders_key][Channel.WECOM] = flaky
+    await _queue_card_update(playground)
+    await _queue(playground, ["之后的消息照常发送"])
+    await playground.settle()
+    assert await count(playground, OutboxMessage, OutboxMessage.state == OutboxState.DEAD.value) == 1
+    assert flaky.delivered == ["之后的消息照常发送"]
+    assert await playground.person("demo-staff-1").read() == []
+
+
+async def test_a_card_update_that_keeps_failing_gives_up_without_a_staff_alert(playground: Playground) -> None:
+    from datetime import timedelta
+
+    attempts = playground.app[services_key].settings.bot.outbox_max_attempts
+    playground.app[senders_key][Channel.WECOM] = FlakySender([TransientSendError("45009")] * attempts)
+    await _queue_card_update(playground)
+    for _ in range(attempts + 2):
+        await playground.settle()
+        playground.clock.advance(timedelta(minutes=15))
+    assert await count(playground, OutboxMessage, OutboxMessage.state == OutboxState.DEAD.value) == 1
+    assert await playground.person("demo-staff-1").read() == []
+
+
+async def test_a_card_update_to_the_web_chat_is_not_shown(playground: Playground) -> None:
+    ent = playground.person("demo-firm-1")
+    await _queue_card_update(playground, "web", ent.user)
+    await playground.settle()
+    assert await count(playground, OutboxMessage, OutboxMessage.state == OutboxState.SENT.value,
+                       OutboxMessage.channel == "web") == 1
+    assert await ent.read() == []
+
+
+async def test_a_tap_whose_handler_states_no_outcome_updates_no_card(playground: Playground) -> None:
+    intake = playground.app[intake_key]
+    await intake.accept(IncomingMessage(channel=Channel.WEB, sender="demo-firm-1", platform_msg_id="tap-help",
+                                        kind=IncomingKind.BUTTON, text="帮助", extra={"response_code": "rc-9"}))
+    await playground.settle()
+    assert await count(playground, OutboxMessage, OutboxMessage.channel == "web",
+                       OutboxMessage.address == "demo-firm-1") == 1  # the answer only

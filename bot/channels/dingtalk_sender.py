@@ -25,7 +25,7 @@ import aiohttp
 from bot.channels.base import PermanentSendError, TransientSendError
 from bot.channels.dingtalk_cards import Links, Rendered, render
 from handlers.clock import Clock
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingMessage
+from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
 from handlers.settings import DingTalkSettings
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,8 @@ class DingTalkSender:
         self.tokens = TokenCache(http, settings, clock)
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
+        if message.kind == OutgoingKind.CARD_UPDATE:
+            return None  # our DingTalk cards are link buttons: nothing to update after a tap
         rendered = render(message, address, self._links)
         webhook = self._usable_webhook(extra)
         if webhook and await self._via_webhook(webhook, rendered):

@@ -100,6 +100,8 @@ class WeChatSender:
         return Fetched(token, int(result.get("expires_in") or 7200))
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
+        if message.kind == OutgoingKind.CARD_UPDATE:
+            return None  # card updates exist only on WeCom
         parts = render(message)
         if await self._window_closed(address, extra):
             await self._held(address, message, "window_closed")

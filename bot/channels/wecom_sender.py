@@ -5,6 +5,12 @@ CARD → ``template_card`` of type ``button_interaction`` whose button keys carr
 card that cannot be shown as one — no buttons, more than 6, a command too long for a key — goes as
 plain text listing the commands); IMAGE / VOICE / FILE → ``media/upload`` then send.
 
+CARD_UPDATE is not a message: it calls ``message/update_template_card`` with the tap's
+``response_code`` (single use, valid 72 hours) so the tapped card shows one disabled button labelled
+with the outcome. It is cosmetic: any refusal other than a token or rate-limit code (a used or expired
+response_code, for which WeCom documents no errcode) is a PermanentSendError, and the outbox ends a
+cosmetic message dead without alerting staff. It sends nothing to the member, so it is not paced.
+
 A message of several parts reserves all its pacing slots first and asks WeCom's duplicate check to
 drop parts it already delivered, so a retry after a part failed does not show the rest twice.
 """
@@ -88,6 +94,9 @@ class WeComSender:
         return Fetched(token, int(result.get("expires_in") or 7200))
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
+        if message.kind == OutgoingKind.CARD_UPDATE:
+            await self.update_card(address, message)
+            return None
         parts = render(message)
         if not parts:
             return None
@@ -106,6 +115,25 @@ class WeComSender:
                     raise PermanentSendError(field, "WeCom refused the recipient")
             first_id = first_id or (str(result["msgid"]) if result.get("msgid") else None)
         return first_id
+
+    async def update_card(self, address: str, message: OutgoingMessage) -> None:
+        """Replace the buttons of the card ``address`` tapped by one disabled button ``message.text``."""
+        if not message.update_ref:
+            raise PermanentSendError("no_response_code", "card update without a response_code")
+        label = message.text.strip()[:MAX_BUTTON_LABEL]
+        if not label:
+            raise PermanentSendError("no_label", "card update without a label")
+        result = await self.api.call(
+            "/cgi-bin/message/update_template_card",
+            payload={
+                "userids": [address],
+                "agentid": self.settings.agent_id,
+                "response_code": message.update_ref,
+                "button": {"replace_name": label},
+            },
+        )
+        if result.get("invaliduser"):
+            raise PermanentSendError("invaliduser", "WeCom refused the member")
 
     async def _materialise(self, part: MediaPart) -> dict[str, Any]:
         media_id = await upload_part(self.api, part, MEDIA_LIMITS)

@@ -11,10 +11,16 @@ from handlers.cases import add_event, get_case, transition
 from handlers.context import HandlerContext, UserError
 from handlers.dispatch import OFFER_TIMEOUT, offer_next, withdraw_pending
 from handlers.router import Command, Router
-from storage.models import CaseState, Enterprise, Offer, OfferState, Person, Role
+from storage.models import Case, CaseState, Enterprise, Offer, OfferState, Person, Role
 
 router = Router("craftsman.offers")
 DECLINE_REASON = "decline_reason"
+
+# What a tapped offer card shows instead of its buttons (WeCom button labels: ≤ 10 characters).
+TAP_ACCEPTED = "已接单"
+TAP_TAKEN = "已被他人接单"
+TAP_DECLINED = "已婉拒"
+_TAP_CLOSED = {OfferState.EXPIRED: "邀请已超时", OfferState.WITHDRAWN: "邀请已撤回"}
 
 
 async def _my_offer(ctx: HandlerContext, case_id: int) -> Offer | None:
@@ -31,13 +37,15 @@ async def accept(ctx: HandlerContext, cmd: Command) -> None:
     if offer is None:
         raise UserError(f"案件 #{case.number} 没有派给您，无法接单。")
     if offer.state == OfferState.ACCEPTED:
+        ctx.tap_outcome = TAP_ACCEPTED
         await ctx.reply(f"您已接下案件 #{case.number}。")
         return
     if offer.state != OfferState.PENDING:
         taken = case.craftsman_id is not None and case.craftsman_id != ctx.person.id
         raise UserError(
             f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！" if taken
-            else f"案件 #{case.number} 的邀请已失效（{_offer_label(offer.state)}）。"
+            else f"案件 #{case.number} 的邀请已失效（{_offer_label(offer.state)}）。",
+            tap_outcome=_tap_label(ctx, case, offer),
         )
     won = await transition(
         ctx, case, CaseState.ASSIGNED, actor=ctx.person, detail=f"{ctx.person.name} 接单",
@@ -45,9 +53,11 @@ async def accept(ctx: HandlerContext, cmd: Command) -> None:
     )
     if not won:
         await _mark(ctx, offer, OfferState.TAKEN)
+        ctx.tap_outcome = TAP_TAKEN
         await ctx.reply(f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！")
         return
     await _mark(ctx, offer, OfferState.ACCEPTED)
+    ctx.tap_outcome = TAP_ACCEPTED
     await withdraw_pending(ctx, case, state=OfferState.TAKEN, notify=f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！")
     await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT])
     ctx.person.current_case_id = case.id
@@ -82,6 +92,18 @@ def _offer_label(state: str) -> str:
     return {"declined": "您已婉拒", "expired": "已超时", "taken": "他人已接", "withdrawn": "已撤回"}.get(state, state)
 
 
+def _tap_label(ctx: HandlerContext, case: Case, offer: Offer) -> str | None:
+    """What the offer card should show once ``offer`` is answered (None while it is still open)."""
+    state = OfferState(offer.state)
+    if state == OfferState.ACCEPTED:
+        return TAP_ACCEPTED
+    if state == OfferState.TAKEN or (case.craftsman_id is not None and case.craftsman_id != ctx.person.id):
+        return TAP_TAKEN
+    if state == OfferState.DECLINED:
+        return TAP_DECLINED
+    return _TAP_CLOSED.get(state)
+
+
 async def _mark(ctx: HandlerContext, offer: Offer, state: OfferState, reason: str = "") -> bool:
     result = await ctx.session.execute(
         update(Offer)
@@ -99,10 +121,12 @@ async def decline(ctx: HandlerContext, cmd: Command) -> None:
     case = await get_case(ctx.session, cmd.number)
     offer = await _my_offer(ctx, case.id)
     if offer is None or offer.state != OfferState.PENDING:
-        raise UserError(f"案件 #{case.number} 目前没有待您答复的邀请。")
+        raise UserError(f"案件 #{case.number} 目前没有待您答复的邀请。",
+                        tap_outcome=_tap_label(ctx, case, offer) if offer is not None else None)
     reason = cmd.rest.strip()[:300]
     if not await _mark(ctx, offer, OfferState.DECLINED, reason):
-        raise UserError(f"案件 #{case.number} 的邀请已失效。")
+        raise UserError(f"案件 #{case.number} 的邀请已失效。", tap_outcome=_tap_label(ctx, case, offer))
+    ctx.tap_outcome = TAP_DECLINED
     await timers.cancel(ctx.session, offer_id=offer.id)
     await add_event(ctx, ctx.session, case, "offer_declined", at=ctx.now(), actor=ctx.person,
                     detail=f"{ctx.person.name} 婉拒：{reason or '未说明原因'}", data={"reason": reason})
@@ -123,8 +147,6 @@ async def decline_reason(ctx: HandlerContext, text: str) -> None:
     offer = await _my_offer(ctx, case_id)
     if offer is not None and not offer.reason:
         offer.reason = text.strip()[:300]
-        from storage.models import Case
-
         case = await ctx.session.get(Case, case_id)
         if case is not None:
             await add_event(ctx, ctx.session, case, "note", at=ctx.now(), actor=ctx.person,

@@ -23,6 +23,7 @@ from handlers.messages import (
     OutgoingKind,
     OutgoingMessage,
     card,
+    card_update,
     markdown,
     text,
 )
@@ -386,3 +387,11 @@ async def test_the_app_sender_stores_media_in_the_shared_store_and_serves_it_bac
         await h.sender.send("craftsman1", OutgoingMessage(kind=OutgoingKind.IMAGE, media_path=path), extra={})
         resp = await h.client.get(_local(h.fake.sent[-1].param["photoURL"]))
         assert await resp.read() == b"\xff\xd8\xffphoto"
+
+
+async def test_a_card_update_is_skipped_without_a_call(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        extra = await received_extra(h, "staff1")
+        before = list(h.fake.requests)
+        assert await h.sender.send("staff1", card_update("已接单", "rc1"), extra=extra) is None
+        assert h.fake.requests == before and h.fake.sent == []  # neither the webhook nor the API

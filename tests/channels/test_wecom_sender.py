@@ -27,6 +27,7 @@ from handlers.messages import (
     OutgoingKind,
     OutgoingMessage,
     card,
+    card_update,
     markdown,
     text,
 )
@@ -286,3 +287,90 @@ async def test_fetch_media_unknown_or_too_large_is_none(env: Env) -> None:
     big = env.fake.add_media(b"x" * 100_001, "audio/amr", "v.amr")
     assert await env.sender.fetch_media(incoming(big, IncomingKind.VOICE)) is None
     assert not (env.tmp / "media").exists() or not any((env.tmp / "media").rglob("*.amr"))
+
+
+# --- card updates (update_template_card) ----------------------------------------------------------------
+
+
+async def _tapped(env: Env, user: str = "u1") -> tuple[str, str]:
+    """Send an offer card to ``user`` and tap it: (task_id, the tap's response_code)."""
+    await env.sender.send(user, card("新的服务需求 #1001", "冲床模具崩刃", [Button("接单", "接单 1001")]), extra={})
+    task_id = env.fake.sent[-1]["template_card"]["task_id"]
+    fields = env.fake.card_event(user, task_id, env.fake.sent[-1]["template_card"]["button_list"][0]["key"])
+    code = re.search(r"<ResponseCode><!\[CDATA\[(\w+)\]\]>", fields)
+    assert code is not None
+    return task_id, code.group(1)
+
+
+async def test_card_update_replaces_the_tapped_cards_buttons(env: Env) -> None:
+    task_id, code = await _tapped(env)
+    sent_before = len(env.fake.sent)
+    assert await env.sender.send("u1", card_update("已接单", code), extra={}) is None
+    assert env.fake.card_label(task_id, "u1") == "已接单"
+    assert env.fake.card_updates == [
+        {"userids": ["u1"], "agentid": env.fake.agent_id, "response_code": code, "button": {"replace_name": "已接单"}}
+    ]
+    assert len(env.fake.sent) == sent_before  # not a message: nothing new in the member's chat
+
+
+async def test_card_update_label_is_cut_to_a_button_label(env: Env) -> None:
+    task_id, code = await _tapped(env)
+    await env.sender.send("u1", card_update("一二三四五六七八九十十一", code), extra={})
+    assert env.fake.card_label(task_id, "u1") == "一二三四五六七八九十"
+
+
+async def test_a_used_response_code_is_permanent(env: Env) -> None:
+    task_id, code = await _tapped(env)
+    await env.sender.send("u1", card_update("已接单", code), extra={})
+    with pytest.raises(PermanentSendError) as err:
+        await env.sender.send("u1", card_update("已婉拒", code), extra={})  # a code works once
+    assert err.value.code == "40058"
+    assert env.fake.card_label(task_id, "u1") == "已接单"
+
+
+async def test_a_response_code_older_than_72_hours_is_permanent(env: Env) -> None:
+    task_id, code = await _tapped(env)
+    env.clock.advance(timedelta(hours=72))
+    with pytest.raises(PermanentSendError):
+        await env.sender.send("u1", card_update("已接单", code), extra={})
+    assert env.fake.card_label(task_id, "u1") is None
+
+
+async def test_a_response_code_just_inside_72_hours_works(env: Env) -> None:
+    task_id, code = await _tapped(env)
+    env.clock.advance(timedelta(hours=72) - timedelta(minutes=1))
+    await env.sender.send("u1", card_update("已接单", code), extra={})
+    assert env.fake.card_label(task_id, "u1") == "已接单"
+
+
+@pytest.mark.parametrize("kill", ["expire", "revoke"])
+async def test_card_update_refreshes_a_refused_token(env: Env, kill: str) -> None:
+    task_id, code = await _tapped(env)
+    env.fake.expire_tokens() if kill == "expire" else env.fake.revoke_tokens()
+    await env.sender.send("u1", card_update("已接单", code), extra={})
+    assert env.fake.card_label(task_id, "u1") == "已接单"
+    assert env.fake.token_fetches == 2
+
+
+@pytest.mark.parametrize("failure", [("errcode", 45009), ("errcode", -1), ("status", 503)])
+async def test_card_update_rate_limits_and_5xx_are_transient(env: Env, failure: tuple[str, int]) -> None:
+    task_id, code = await _tapped(env)
+    env.fake.fail_next_update(failure)
+    with pytest.raises(TransientSendError):
+        await env.sender.send("u1", card_update("已接单", code), extra={})
+    await env.sender.send("u1", card_update("已接单", code), extra={})  # the code was not consumed
+    assert env.fake.card_label(task_id, "u1") == "已接单"
+
+
+async def test_card_update_is_not_paced(env: Env) -> None:
+    task_id, code = await _tapped(env)
+    for i in range(29):  # with the card, the member's 30 messages of this minute
+        await env.sender.send("u1", text(f"{i}"), extra={})
+    await env.sender.send("u1", card_update("已接单", code), extra={})
+    assert env.fake.card_label(task_id, "u1") == "已接单"
+
+
+async def test_card_update_without_a_response_code_is_permanent(env: Env) -> None:
+    with pytest.raises(PermanentSendError):
+        await env.sender.send("u1", OutgoingMessage(kind=OutgoingKind.CARD_UPDATE, text="已接单"), extra={})
+    assert env.fake.card_updates == []

@@ -12,6 +12,14 @@ Behaviour (platforms.md §3), on an injected clock:
   ``enable_duplicate_check`` drops a repeat of the same content to the same user (recorded nowhere).
 - ``POST /cgi-bin/media/upload`` stores the file and answers a ``media_id``;
   ``GET /cgi-bin/media/get`` serves a file added with :meth:`add_media` (or uploaded), else 40007.
+- Template cards (doc 94888 "更新模版卡片消息"): sending one answers a ``response_code``, and so does
+  every tap (:meth:`card_event` builds the ``template_card_event`` fields with a freshly issued code;
+  a card whose buttons were replaced cannot be tapped). ``POST /cgi-bin/message/update_template_card``
+  checks the token and ``agentid``, consumes the code — each one works **once** and only within
+  **72 hours** of being issued — and replaces the buttons of that card for the listed ``userids``
+  (:meth:`card_label`; every update is in :attr:`card_updates`). The doc names no errcode for an
+  unknown, used or expired code; this fake answers :data:`RESPONSE_CODE_REFUSED` (40058, 不合法的参数).
+  ``fail_next_update(...)`` queues failures for the next update calls.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import itertools
 import json
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +40,15 @@ from handlers.clock import Clock
 from tests.fakes.base import LoopbackFake, Media, media_download
 
 TOKEN_LIFETIME_S = 7200
+RESPONSE_CODE_TTL_S = 72 * 3600  # "response_code的有效期是72小时"
+RESPONSE_CODE_REFUSED = 40058  # not documented for this case: see the module docstring
+
+
+@dataclass
+class ResponseCode:
+    task_id: str
+    issued_at: float
+    used: bool = False
 
 
 class FakeWeCom(LoopbackFake):
@@ -53,9 +71,15 @@ class FakeWeCom(LoopbackFake):
         self._per_user: dict[str, deque[float]] = {}
         self._seen_content: set[tuple[str, str]] = set()
         self._ids = itertools.count(1)
+        self.response_codes: dict[str, ResponseCode] = {}
+        self.card_updates: list[dict[str, Any]] = []  # accepted update_template_card bodies
+        self._card_users: dict[str, set[str]] = {}  # task_id → members the card was delivered to
+        self._card_labels: dict[tuple[str, str], str] = {}  # (task_id, member) → replace_name
+        self._update_failures: deque[tuple[str, int]] = deque()
         self.app = web.Application()
         self.app.router.add_get("/cgi-bin/gettoken", self._gettoken)
         self.app.router.add_post("/cgi-bin/message/send", self._send)
+        self.app.router.add_post("/cgi-bin/message/update_template_card", self._update_card)
         self.app.router.add_post("/cgi-bin/media/upload", self._upload)
         self.app.router.add_get("/cgi-bin/media/get", self._media_get)
 
@@ -69,6 +93,35 @@ class FakeWeCom(LoopbackFake):
     def fail_next(self, *failures: tuple[str, int]) -> None:
         """Queue ("status", 503) / ("errcode", 45009) answers for the next message/send calls."""
         self._failures.extend(failures)
+
+    def fail_next_update(self, *failures: tuple[str, int]) -> None:
+        """Like :meth:`fail_next`, for the next update_template_card calls."""
+        self._update_failures.extend(failures)
+
+    def issue_response_code(self, task_id: str) -> str:
+        code = f"rc{next(self._ids)}"
+        self.response_codes[code] = ResponseCode(task_id, self._now())
+        return code
+
+    def card_event(self, user: str, task_id: str, key: str, *, stale: bool = False) -> str:
+        """The ``template_card_event`` fields WeCom posts when ``user`` taps button ``key`` of card
+        ``task_id``, with a new response_code. A card whose buttons were replaced shows none to tap;
+        ``stale`` taps anyway (a second device that has not shown the update yet)."""
+        if task_id not in self._card_users or user not in self._card_users[task_id]:
+            raise AssertionError(f"card {task_id} was never delivered to {user}")
+        label = self._card_labels.get((task_id, user))
+        if label is not None and not stale:
+            raise AssertionError(f"card {task_id} of {user} shows {label!r}, no buttons to tap")
+        code = self.issue_response_code(task_id)
+        return (
+            f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
+            f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+            f"<ResponseCode><![CDATA[{code}]]></ResponseCode>"
+        )
+
+    def card_label(self, task_id: str, user: str) -> str | None:
+        """What replaced the buttons of card ``task_id`` for ``user`` (None: the buttons are still there)."""
+        return self._card_labels.get((task_id, user))
 
     def add_media(self, data: bytes, content_type: str = "image/jpeg", filename: str = "photo.jpg") -> str:
         media_id = f"media{next(self._ids)}"
@@ -133,8 +186,41 @@ class FakeWeCom(LoopbackFake):
             self.dropped.append(body)
         else:
             self.sent.append(body)
+            if msgtype == "template_card":
+                task_id = str(body["template_card"].get("task_id", ""))
+                self._card_users.setdefault(task_id, set()).update(user.split("|"))
         times.append(now)
-        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"msg{next(self._ids)}"})
+        answer: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": f"msg{next(self._ids)}"}
+        if msgtype == "template_card":
+            answer["response_code"] = self.issue_response_code(str(body["template_card"].get("task_id", "")))
+        return web.json_response(answer)
+
+    async def _update_card(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay_s)
+        if self._update_failures:
+            what, value = self._update_failures.popleft()
+            if what == "status":
+                return web.Response(status=value, text="upstream error")
+            return web.json_response({"errcode": value, "errmsg": "simulated"})
+        if (err := self._token_error(request)) is not None:
+            return err
+        body = json.loads(await request.read())
+        if body.get("agentid") != self.agent_id:
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        users, label = body.get("userids"), (body.get("button") or {}).get("replace_name")
+        if not isinstance(users, list) or not users or not isinstance(label, str) or not label:
+            return web.json_response({"errcode": 40058, "errmsg": "invalid parameter"})
+        code = self.response_codes.get(str(body.get("response_code", "")))
+        if code is None or code.used or self._now() - code.issued_at >= RESPONSE_CODE_TTL_S:
+            return web.json_response({"errcode": RESPONSE_CODE_REFUSED, "errmsg": "invalid response_code"})
+        code.used = True
+        recipients = self._card_users.get(code.task_id, set())
+        invalid = [u for u in users if u not in recipients]
+        for user in users:
+            if user in recipients:
+                self._card_labels[(code.task_id, user)] = label
+        self.card_updates.append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": invalid})
 
     async def _upload(self, request: web.Request) -> web.Response:
         if (err := self._token_error(request)) is not None:
