@@ -67,7 +67,12 @@ async def peer(name: str, cmd: list[str], port: int, a: Args, tmp: Path) -> dict
     return {"max": summary(top), "at_rate": summary(at_rate)}
 
 
-async def craftlink_run(db: str, instances: int, a: Args, tmp: Path) -> dict[str, Any]:
+WORKER_NICE = 10  # in the split runs: acknowledging comes first, handling takes the CPU that is left
+
+
+async def craftlink_run(db: str, instances: int, a: Args, tmp: Path, *, split: bool = False) -> dict[str, Any]:
+    """``instances`` craftlink processes behind the generator's round-robin; with ``split``, one intake-role
+    process takes the callbacks and one worker-role process (at WORKER_NICE) handles them, same core."""
     from sqlalchemy import func, select
 
     from benchmarks.seed import seed
@@ -86,16 +91,21 @@ async def craftlink_run(db: str, instances: int, a: Args, tmp: Path) -> dict[str
     await fake.start()
     procs: list[serverproc.Proc] = []
     try:
-        ports = [serverproc.free_port() for _ in range(instances)]
-        cfgs = [serverproc.write_config(tmp / f"{db}{instances}-{i}.toml", db_url=url, port=p, wecom_api=fake.base_url,
-                                        media_dir=tmp / "media", instance=f"i{i}", extra=EXTRA)
-                for i, p in enumerate(ports)]
+        n_procs = 2 if split else instances
+        roles = ["intake", "worker"] if split else ["all"] * n_procs
+        all_ports = [serverproc.free_port() for _ in range(n_procs)]
+        ports = [p for p, r in zip(all_ports, roles, strict=True) if r != "worker"]  # the traffic's targets
+        cfgs = [serverproc.write_config(tmp / f"{db}{instances}{split}-{i}.toml", db_url=url, port=p,
+                                        wecom_api=fake.base_url, media_dir=tmp / "media", instance=f"i{i}",
+                                        extra=EXTRA)
+                for i, p in enumerate(all_ports)]
         serverproc.upgrade(cfgs[0])
         engine = create_engine(url)
         async with session_factory(engine)() as s, s.begin():
             users = await seed(s, a.probes)
-        procs = [serverproc.craftlink(c, port=p, log=tmp / f"{db}{instances}-{p}.log", cpu=SERVER_CPU).start()
-                 for c, p in zip(cfgs, ports, strict=True)]
+        procs = [serverproc.craftlink(c, port=p, log=tmp / f"{db}{instances}-{p}.log", cpu=SERVER_CPU, role=r,
+                                      nice=WORKER_NICE if r == "worker" else 0).start()
+                 for c, p, r in zip(cfgs, all_ports, roles, strict=True)]
         platform = Platform()
         await closed_loop(ports, traffic(300, platform), concurrency=8, seconds=5)  # warm-up
         t0 = time.monotonic()
@@ -169,11 +179,12 @@ async def main(a: Args, only: list[str]) -> dict[str, Any]:
                 str(serverproc.BIN / "gunicorn"), "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
                 "--log-level", "warning", "benchmarks.werobot_app:app"], port, a, tmp)
         for db in ("sqlite", "postgres"):
-            for n in (1, 2):
+            for n in ("1", "2", "split"):
                 key = f"craftlink-{db}-{n}"
                 if key in only or "craftlink" in only:
                     print(f"== {key}", flush=True)
-                    results["runs"][key] = await craftlink_run(db, n, a, tmp)
+                    split = n == "split"
+                    results["runs"][key] = await craftlink_run(db, 1 if split else int(n), a, tmp, split=split)
                     print(json.dumps(results["runs"][key], ensure_ascii=False), flush=True)
     a.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     return results
@@ -187,7 +198,7 @@ def cli() -> None:
     p.add_argument("--concurrency", type=int, default=64, help="clients in the as-fast-as-possible runs")
     p.add_argument("--probes", type=int, default=10, help="end-to-end probe cases per run")
     p.add_argument("--only", default="bare,werobot,craftlink", help="comma list: bare, werobot, craftlink, "
-                   "or craftlink-sqlite-1 / craftlink-postgres-2 ...")
+                   "or craftlink-sqlite-1 / craftlink-postgres-2 / craftlink-sqlite-split ...")
     p.add_argument("--out", type=Path, default=Path("var/bench.json"))
     p.add_argument("--write-docs", action="store_true", help="rewrite the tables in docs/benchmarks.md")
     ns = p.parse_args()

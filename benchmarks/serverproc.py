@@ -118,8 +118,13 @@ class Proc:
             self.kill9()
 
 
-def craftlink(config: Path, *, port: int, log: Path, cpu: int | None = None) -> Proc:
-    return Proc([str(BIN / "craftlink"), "--config", str(config), "serve"], port=port, log=log, cpu=cpu)
+def craftlink(config: Path, *, port: int, log: Path, cpu: int | None = None, role: str = "all",
+              nice: int = 0) -> Proc:
+    """``craftlink serve``; ``role`` splits intake from handling, ``nice`` lowers the process's CPU priority."""
+    cmd = [str(BIN / "craftlink"), "--config", str(config), "serve", "--role", role]
+    if nice:
+        cmd = ["nice", "-n", str(nice), *cmd]
+    return Proc(cmd, port=port, log=log, cpu=cpu)
 
 
 def upgrade(config: Path) -> None:

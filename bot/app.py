@@ -38,6 +38,7 @@ from scheduler.wiring import scheduler_ctx
 from storage.db import create_engine, is_sqlite, read_session_factory, session_factory
 
 log = logging.getLogger(__name__)
+WORKER_POLL_S = 0.2  # a worker-role process learns of new inbox rows only by polling
 
 
 async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,26 +67,39 @@ async def http_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Inbox worker, outbox sender and intake; intake last up, first down (stop accepting first)."""
+    """Inbox worker, outbox sender and intake, as ``server.role`` asks; intake last up, first down.
+
+    ``intake`` runs only the intake (callbacks are verified and stored, nothing is handled here);
+    ``worker`` runs the worker and the sender, which then find new messages by polling quickly
+    (:data:`WORKER_POLL_S`) since no intake in this process wakes them; ``all`` runs everything.
+    """
+    role = app[settings_key].server.role
     services = app[services_key]
     gate = WriteGate(enabled=is_sqlite(app[settings_key].database.url))  # see bot/writegate.py
     reads = app[read_sessions_key]
-    sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
-    passive = PassiveReplies(app[sessions_key], app[clock_key], gate=gate, on_released=sender.wake)
-    app[passive_key] = passive
-    worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate, reads=reads, passive=passive)
-    services.on_outbox = sender.wake
-    app[sender_key] = sender
-    app[worker_key] = worker
-    intake = Intake(app[sessions_key], app[clock_key], on_stored=worker.wake, gate=gate)
+    pumps: list[OutboxSender | InboxWorker] = []
+    on_stored = lambda: None  # noqa: E731
+    if role != "intake":
+        sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
+        passive = PassiveReplies(app[sessions_key], app[clock_key], gate=gate, on_released=sender.wake)
+        app[passive_key] = passive
+        worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate, reads=reads, passive=passive)
+        if role == "worker":
+            worker.poll_seconds = WORKER_POLL_S
+        services.on_outbox = sender.wake
+        app[sender_key] = sender
+        app[worker_key] = worker
+        on_stored = worker.wake
+        pumps = [sender, worker]
+    intake = Intake(app[sessions_key], app[clock_key], on_stored=on_stored, gate=gate)
     app[intake_key] = intake
-    await sender.start()
-    await worker.start()
+    for pump in pumps:
+        await pump.start()
     await intake.start()
     yield
     await intake.stop()
-    await worker.stop()
-    await sender.stop()
+    for pump in reversed(pumps):
+        await pump.stop()
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler: bool = True) -> web.Application:
@@ -107,7 +121,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
     report_routes.setup(app)
     console.setup(app)
     app.cleanup_ctx.append(pipeline_ctx)
-    if run_scheduler:
+    if run_scheduler and settings.server.role != "intake":
         app.cleanup_ctx.append(scheduler_ctx)
     health.setup(app)
     metrics.setup(app)

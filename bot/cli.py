@@ -45,6 +45,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
 
     settings = _settings(args)
+    if args.role:
+        settings.server.role = args.role
     setup_logging(settings)
     app = create_app(settings)
     host, port = args.host or settings.server.host, args.port or settings.server.port
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--role", choices=("all", "intake", "worker"), default=None,
+                       help="run only part of the service (overrides server.role)")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database maintenance")

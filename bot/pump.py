@@ -24,6 +24,7 @@ class ConversationPump(ABC):
         self._busy: set[str] = set()  # conversations being worked by this process
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
 
     @abstractmethod
@@ -85,7 +86,11 @@ class ConversationPump(ABC):
     async def _run(self) -> None:
         while True:
             try:
-                await self.drain()
+                # With a slot's worth of tasks already queued, a scan would only find busy conversations: under
+                # a backlog every finished conversation wakes us, and rescanning the whole backlog each time
+                # cost more than the work. Rescan once the queue runs low.
+                if len(self._tasks) < self._concurrency:
+                    await self.drain()
             except Exception:
                 log.exception("%s pass failed", self.name)  # a DB outage: retry on the next wake or poll
             try:

@@ -15,7 +15,8 @@ find_bin() {
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
-    if command -v runuser >/dev/null 2>&1; then runuser -u postgres -- "$@"; else su postgres -s /bin/sh -c "$(printf '%q ' "$@")"; fi
+    # From / : the caller's directory (e.g. a mktemp -d clone) is often unreadable to postgres.
+    if command -v runuser >/dev/null 2>&1; then (cd / && runuser -u postgres -- "$@"); else (cd / && su postgres -s /bin/sh -c "$(printf '%q ' "$@")"); fi
   else
     "$@"
   fi
@@ -26,6 +27,7 @@ start)
   INITDB=$(find_bin initdb) || { echo "no PostgreSQL binaries (initdb) found" >&2; exit 3; }
   PG_CTL=$(find_bin pg_ctl) || { echo "no PostgreSQL binaries (pg_ctl) found" >&2; exit 3; }
   mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)  # absolute: postgres runs from /
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; chmod 700 "$dir"; chmod a+x "$(dirname "$dir")"; fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   as_pg "$INITDB" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
