@@ -81,7 +81,7 @@ async def craftlink_run(db: str, instances: int, a: Args, tmp: Path, *, split: b
 
     pg = None
     if db == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp}/bench-{instances}.db"
+        url = f"sqlite+aiosqlite:///{tmp}/bench-{'split' if split else instances}.db"
     else:
         from benchmarks.pgserver import OwnPostgres
 
