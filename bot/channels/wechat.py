@@ -13,6 +13,7 @@ committed to the inbox. The answer is ``success`` — or, when this process hand
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -41,6 +42,7 @@ from handlers.settings import ConfigError, WeChatSettings
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/wechat/callback"
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 ACK = "success"
 
 
@@ -149,7 +151,12 @@ def fits_passive(message: OutgoingMessage) -> bool:
         parts = render(message)
     except Exception:  # e.g. media without a file: not ours to judge here, the sender reports it
         return False
-    return len(parts) == 1 and isinstance(parts[0], dict) and parts[0].get("msgtype") == "text"
+    if len(parts) != 1 or not isinstance(parts[0], dict) or parts[0].get("msgtype") != "text":
+        return False
+    # wechatpy writes the content into CDATA unescaped: "]]>" or an XML-illegal character would break the
+    # answer (the platform then shows "该公众号暂时无法提供服务"), so such a text goes through the API.
+    content = str(parts[0]["text"]["content"])
+    return "]]>" not in content and not _XML_ILLEGAL.search(content)
 
 
 def passive_text(message: OutgoingMessage) -> str:

@@ -17,11 +17,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from bot.app import create_app
+from bot.channels.wechat import fits_passive
 from bot.keys import passive_key, sessions_key
 from bot.passive import RESERVE
 from bot.worker import worker_key
 from handlers.clock import ManualClock
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingMessage, text
+from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage, text
 from handlers.settings import ConfigError
 from storage.models import InboxMessage, OutboxMessage, OutboxState
 from tests.channels.scenario import WeChatUser, register
@@ -188,3 +189,11 @@ def test_wait_longer_than_the_platform_allows_is_a_config_error(tmp_path: Path) 
     with pytest.raises(ConfigError, match="wechat.passive_reply_ms"):
         make_settings("sqlite+aiosqlite:///x.db", tmp_path,
                       wechat={"app_id": "a", "app_secret": "b", "token": "t", "passive_reply_ms": 5000})
+
+
+def test_only_texts_that_survive_the_xml_answer_fit() -> None:
+    assert fits_passive(text("您好，请问贵单位（企业）的全称？"))
+    assert not fits_passive(text("原话：a ]]> b"))  # would close wechatpy's CDATA early
+    assert not fits_passive(text("控制字符\x07"))
+    assert not fits_passive(text("长" * 1000))  # 3,000 bytes: two customer-service parts
+    assert not fits_passive(OutgoingMessage(kind=OutgoingKind.IMAGE, media_path="/nonexistent.jpg"))
