@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import itertools
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from bot.keys import sessions_key
 from storage.models import Identity
-from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN
+from tests.channels.wx_harness import (
+    WECHAT_AES,
+    WECHAT_APPID,
+    WECHAT_TOKEN,
+    WECOM_AES,
+    WECOM_CORP,
+    WECOM_TOKEN,
+)
 from tests.chat import Playground
 from tests.fakes.wechat_api import FakeWeChat, WeChatPlatform, mp_xml
+from tests.fakes.wecom_api import FakeWeCom, WeComPlatform, message_xml
 
 
 class Talker(Protocol):
@@ -74,3 +82,80 @@ class WeChatUser:
         mine = [s for s in self.wechat.sent if s.get("touser") == self.openid]
         new, self.seen = mine[self.seen :], len(mine)
         return "\n".join(s.get("text", {}).get("content", "") for s in new)
+
+
+def wecom_shown(body: dict[str, Any]) -> str:
+    """What a WeCom message shows the person: texts, and cards as title, body and button labels."""
+    kind = body["msgtype"]
+    if kind in ("text", "markdown"):
+        return str(body[kind]["content"])
+    if kind == "template_card":
+        card = body[kind]
+        parts = [card["main_title"]["title"], card.get("sub_title_text", "")]
+        return "\n".join([*parts, *(b["text"] for b in card["button_list"])])
+    return f"[{kind}]"
+
+
+class WeComMember:
+    """One WeCom member: types, sends photos, taps card buttons (with a response_code the fake issued),
+    and reads what WeCom showed them."""
+
+    _ids = itertools.count(1)  # MsgIds, unique within the test process
+
+    def __init__(self, pg: Playground, wecom: FakeWeCom, user_id: str) -> None:
+        self.pg = pg
+        self.wecom = wecom
+        self.user = user_id
+        self.platform = WeComPlatform(WECOM_TOKEN, WECOM_AES, WECOM_CORP)
+        self.seen = 0
+
+    async def post(self, msg_type: str, fields: str, msg_id: int | None) -> None:
+        ts = int(self.pg.clock.now().timestamp())
+        query, body = self.platform.post(
+            message_xml(WECOM_CORP, self.user, ts, msg_type, fields, msg_id), timestamp=str(ts)
+        )
+        resp = await self.pg.client.post("/wecom/callback", params=query, data=body)
+        assert (resp.status, await resp.text()) == (200, "")
+        await self.pg.settle()
+
+    async def say(self, text: str) -> str:
+        await self.post("text", f"<Content><![CDATA[{text}]]></Content>", next(self._ids))
+        return self.read_text()
+
+    async def send_image(self, data: bytes) -> str:
+        media_id = self.wecom.add_media(data, "image/jpeg", "photo.jpg")
+        await self.post(
+            "image",
+            f"<PicUrl><![CDATA[http://p/x.jpg]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId>",
+            next(self._ids),
+        )
+        return self.read_text()
+
+    def read(self) -> list[dict[str, Any]]:
+        """The message bodies WeCom delivered to this member since the last read."""
+        mine = [m for m in self.wecom.sent if m["touser"] == self.user]
+        new, self.seen = mine[self.seen :], len(mine)
+        return new
+
+    def read_text(self) -> str:
+        return "\n".join(wecom_shown(m) for m in self.read())
+
+    def cards(self) -> list[dict[str, Any]]:
+        return [m["template_card"] for m in self.wecom.sent if m["touser"] == self.user and "template_card" in m]
+
+    async def tap_card(self, label: str, *, stale: bool = False) -> tuple[str, str]:
+        """Tap ``label`` on the newest card that has it; return (the card's task_id, what came back)."""
+        for card in reversed(self.cards()):
+            for button in card["button_list"]:
+                if button["text"] == label:
+                    fields = self.wecom.card_event(self.user, card["task_id"], button["key"], stale=stale)
+                    await self.post("event", fields, None)
+                    return card["task_id"], self.read_text()
+        raise AssertionError(f"no button {label!r} sent to {self.user}")
+
+    async def tap(self, label: str, *, stale: bool = False) -> str:
+        return (await self.tap_card(label, stale=stale))[1]
+
+    def shows(self, task_id: str) -> str | None:
+        """What replaced the buttons of that card (None: they are still there)."""
+        return self.wecom.card_label(task_id, self.user)

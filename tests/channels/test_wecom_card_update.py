@@ -7,12 +7,10 @@ real one (``create_app``) on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -22,16 +20,15 @@ from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from storage.models import OutboxMessage, OutboxState
-from tests.channels.scenario import bind_identity, register
+from tests.channels.scenario import WeComMember, bind_identity, register
 from tests.channels.wx_harness import WECOM_AES, WECOM_CORP, WECOM_TOKEN
 from tests.chat import Chat, Playground
 from tests.conftest import make_settings
-from tests.fakes.wecom_api import RESPONSE_CODE_REFUSED, FakeWeCom, WeComPlatform, message_xml
+from tests.fakes.wecom_api import RESPONSE_CODE_REFUSED, FakeWeCom
 
 SUN = "demo-craftsman-1007"  # 孙卫东, 模具制造: offered first for this request (tests/test_loop.py)
 ZHOU = "demo-craftsman-1008"  # 周明华, 模具制造
 REQUEST = "师傅好，我们冲床的模子老是崩刃，麻烦看看"
-_ids = itertools.count(1)
 
 
 @dataclass
@@ -39,60 +36,6 @@ class World:
     pg: Playground
     wecom: FakeWeCom
     clock: ManualClock
-
-
-class Member:
-    """One WeCom member: types, taps card buttons, reads what WeCom showed them."""
-
-    def __init__(self, world: World, user_id: str) -> None:
-        self.w = world
-        self.user = user_id
-        self.platform = WeComPlatform(WECOM_TOKEN, WECOM_AES, WECOM_CORP)
-        self.seen = 0
-
-    async def _post(self, msg_type: str, fields: str, msg_id: int | None) -> None:
-        ts = int(self.w.clock.now().timestamp())
-        query, body = self.platform.post(
-            message_xml(WECOM_CORP, self.user, ts, msg_type, fields, msg_id), timestamp=str(ts)
-        )
-        resp = await self.w.pg.client.post("/wecom/callback", params=query, data=body)
-        assert (resp.status, await resp.text()) == (200, "")
-        await self.w.pg.settle()
-
-    def cards(self) -> list[dict[str, Any]]:
-        return [m["template_card"] for m in self.w.wecom.sent if m["touser"] == self.user and "template_card" in m]
-
-    def read(self) -> str:
-        """What arrived since the last read: texts, and cards as title, body and button labels."""
-        mine = [m for m in self.w.wecom.sent if m["touser"] == self.user]
-        new, self.seen = mine[self.seen :], len(mine)
-        shown = []
-        for m in new:
-            if m["msgtype"] == "template_card":
-                card = m["template_card"]
-                shown += [card["main_title"]["title"], card.get("sub_title_text", "")]
-                shown += [b["text"] for b in card["button_list"]]
-            else:
-                shown.append(m[m["msgtype"]]["content"])
-        return "\n".join(shown)
-
-    async def say(self, text: str) -> str:
-        await self._post("text", f"<Content><![CDATA[{text}]]></Content>", next(_ids))
-        return self.read()
-
-    async def tap(self, label: str, *, stale: bool = False) -> tuple[str, str]:
-        """Tap ``label`` on the newest card that has it; return (the card's task_id, what came back)."""
-        for card in reversed(self.cards()):
-            for button in card["button_list"]:
-                if button["text"] == label:
-                    fields = self.w.wecom.card_event(self.user, card["task_id"], button["key"], stale=stale)
-                    await self._post("event", fields, None)
-                    return card["task_id"], self.read()
-        raise AssertionError(f"no button {label!r} sent to {self.user}")
-
-    def shows(self, task_id: str) -> str | None:
-        """What replaced the buttons of that card (None: they are still there)."""
-        return self.w.wecom.card_label(task_id, self.user)
 
 
 @asynccontextmanager
@@ -136,15 +79,15 @@ async def parallel_world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
         yield w
 
 
-async def submit(w: World, *, urgency: str = "普通") -> Member:
+async def submit(w: World, *, urgency: str = "普通") -> WeComMember:
     """An enterprise on WeCom registers and submits case #1001; returns it."""
-    ent = Member(w, "wangli")
+    ent = WeComMember(w.pg, w.wecom, "wangli")
     await register(ent)
     assert "【模具制造】" in await ent.say(REQUEST)
     await ent.tap("现场服务")
     await ent.tap(urgency)
     await ent.say("宁波市北仑区明州路88号")
-    _, done = await ent.tap("提交")
+    _, done = await ent.tap_card("提交")
     assert "案件编号 #1001" in done
     return ent
 
@@ -158,16 +101,16 @@ async def test_offer_cards_show_the_answer(world: World) -> None:
     w = world
     await bind_identity(w.pg, SUN, "wecom", "sunweidong")
     await bind_identity(w.pg, ZHOU, "wecom", "zhouminghua")
-    sun, zhou = Member(w, "sunweidong"), Member(w, "zhouminghua")
+    sun, zhou = WeComMember(w.pg, w.wecom, "sunweidong"), WeComMember(w.pg, w.wecom, "zhouminghua")
     ent = await submit(w)
     assert all(ent.shows(c["task_id"]) is None for c in ent.cards())  # intake taps state no outcome
 
-    declined, answer = await sun.tap("婉拒")
+    declined, answer = await sun.tap_card("婉拒")
     assert "原因" in answer
     assert sun.shows(declined) == "已婉拒"
     await sun.say("这周在外地出差")
 
-    accepted, answer = await zhou.tap("接单")
+    accepted, answer = await zhou.tap_card("接单")
     assert "接单成功：案件 #1001" in answer  # the confirmation still arrives
     assert zhou.shows(accepted) == "已接单"
     assert sun.shows(declined) == "已婉拒"  # each member's own card
@@ -179,17 +122,17 @@ async def test_a_parallel_offer_taken_by_another_shows_it_on_the_late_tap(parall
     w = parallel_world
     await bind_identity(w.pg, SUN, "wecom", "sunweidong")
     await bind_identity(w.pg, ZHOU, "wecom", "zhouminghua")
-    sun, zhou = Member(w, "sunweidong"), Member(w, "zhouminghua")
+    sun, zhou = WeComMember(w.pg, w.wecom, "sunweidong"), WeComMember(w.pg, w.wecom, "zhouminghua")
     await submit(w, urgency="紧急")
-    assert "#1001" in sun.read() and "#1001" in zhou.read()  # both offered at once
+    assert "#1001" in sun.read_text() and "#1001" in zhou.read_text()  # both offered at once
 
-    accepted, answer = await zhou.tap("接单")
+    accepted, answer = await zhou.tap_card("接单")
     assert "接单成功：案件 #1001" in answer and zhou.shows(accepted) == "已接单"
-    assert "已由其他师傅接单" in sun.read()
+    assert "已由其他师傅接单" in sun.read_text()
     (sun_card,) = sun.cards()
     assert sun.shows(sun_card["task_id"]) is None  # nobody tapped it yet: WeCom gave us no code for it
 
-    late, answer = await sun.tap("接单")
+    late, answer = await sun.tap_card("接单")
     assert late == sun_card["task_id"]
     assert "已由其他师傅接单" in answer
     assert sun.shows(late) == "已被他人接单"
@@ -200,10 +143,10 @@ async def test_declining_an_offer_already_taken_shows_it_too(parallel_world: Wor
     w = parallel_world
     await bind_identity(w.pg, SUN, "wecom", "sunweidong")
     await bind_identity(w.pg, ZHOU, "wecom", "zhouminghua")
-    sun, zhou = Member(w, "sunweidong"), Member(w, "zhouminghua")
+    sun, zhou = WeComMember(w.pg, w.wecom, "sunweidong"), WeComMember(w.pg, w.wecom, "zhouminghua")
     await submit(w, urgency="紧急")
     await zhou.tap("接单")
-    late, answer = await sun.tap("婉拒")
+    late, answer = await sun.tap_card("婉拒")
     assert "没有待您答复的邀请" in answer
     assert sun.shows(late) == "已被他人接单"
 
@@ -211,19 +154,19 @@ async def test_declining_an_offer_already_taken_shows_it_too(parallel_world: Wor
 async def test_the_rating_card_shows_the_rating_given(world: World) -> None:
     w = world
     await bind_identity(w.pg, SUN, "wecom", "sunweidong")
-    sun = Member(w, "sunweidong")
+    sun = WeComMember(w.pg, w.wecom, "sunweidong")
     ent = await submit(w)
     await sun.tap("接单")
     assert "已标记完成" in await sun.say("完成 1001 用时2小时 修磨刃口")
-    assert "★★★★★" in ent.read()
+    assert "★★★★★" in ent.read_text()
 
-    rating_card, answer = await ent.tap("★★★★")
+    rating_card, answer = await ent.tap_card("★★★★")
     assert "感谢评价" in answer
     assert ent.shows(rating_card) == "已评价 ★★★★"
-    assert "#1001 已结案：★★★★（4 分）" in sun.read()
+    assert "#1001 已结案：★★★★（4 分）" in sun.read_text()
 
     # Another device still showing the stars: that tap is refused, and the card tells the rating given.
-    again, answer = await ent.tap("★", stale=True)
+    again, answer = await ent.tap_card("★", stale=True)
     assert again == rating_card and "不在待评价状态" in answer
     assert ent.shows(rating_card) == "已评价 ★★★★"
     assert [u["button"]["replace_name"] for u in w.wecom.card_updates[-2:]] == ["已评价 ★★★★", "已评价 ★★★★"]
@@ -232,9 +175,9 @@ async def test_the_rating_card_shows_the_rating_given(world: World) -> None:
 async def test_a_reused_response_code_ends_dead_without_alarming_staff(world: World) -> None:
     w = world
     await bind_identity(w.pg, SUN, "wecom", "sunweidong")
-    sun = Member(w, "sunweidong")
+    sun = WeComMember(w.pg, w.wecom, "sunweidong")
     ent = await submit(w)
-    accepted, _ = await sun.tap("接单")
+    accepted, _ = await sun.tap_card("接单")
     assert sun.shows(accepted) == "已接单"
     staff = w.pg.person("demo-staff-1")
     await staff.read()
@@ -255,7 +198,7 @@ async def test_a_reused_response_code_ends_dead_without_alarming_staff(world: Wo
 
     # Nothing else broke: the conversation goes on both ways.
     await ent.say("模具材料是Cr12MoV")
-    assert "【#1001 宁波北仑精工机械有限公司】模具材料是Cr12MoV" in sun.read()
+    assert "【#1001 宁波北仑精工机械有限公司】模具材料是Cr12MoV" in sun.read_text()
     await sun.say("刃口间隙现在多少？")
-    assert "【#1001 师傅 孙卫东】刃口间隙现在多少？" in ent.read()
+    assert "【#1001 师傅 孙卫东】刃口间隙现在多少？" in ent.read_text()
     assert [r.id for r in await outbox(w) if r.state != OutboxState.SENT.value] == [row.id]

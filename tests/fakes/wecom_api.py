@@ -154,19 +154,29 @@ class FakeWeCom(LoopbackFake):
             {"errcode": 0, "errmsg": "ok", "access_token": self._current, "expires_in": expires_in}
         )
 
-    async def _send(self, request: web.Request) -> web.Response:
-        self.send_calls += 1
+    async def _agent_call(
+        self, request: web.Request, failures: deque[tuple[str, int]]
+    ) -> tuple[web.Response | None, dict[str, Any]]:
+        """What every app API call goes through: delay, a queued failure, the token, the agentid.
+        Returns (an early answer, or None with the JSON body)."""
         await asyncio.sleep(self.delay_s)
-        if self._failures:
-            what, value = self._failures.popleft()
+        if failures:
+            what, value = failures.popleft()
             if what == "status":
-                return web.Response(status=value, text="upstream error")
-            return web.json_response({"errcode": value, "errmsg": "simulated"})
+                return web.Response(status=value, text="upstream error"), {}
+            return web.json_response({"errcode": value, "errmsg": "simulated"}), {}
         if (err := self._token_error(request)) is not None:
-            return err
+            return err, {}
         body = json.loads(await request.read())
         if body.get("agentid") != self.agent_id:
-            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"}), {}
+        return None, body
+
+    async def _send(self, request: web.Request) -> web.Response:
+        self.send_calls += 1
+        early, body = await self._agent_call(request, self._failures)
+        if early is not None:
+            return early
         msgtype = body.get("msgtype")
         if (
             msgtype not in ("text", "markdown", "template_card", "image", "voice", "file")
@@ -196,17 +206,9 @@ class FakeWeCom(LoopbackFake):
         return web.json_response(answer)
 
     async def _update_card(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(self.delay_s)
-        if self._update_failures:
-            what, value = self._update_failures.popleft()
-            if what == "status":
-                return web.Response(status=value, text="upstream error")
-            return web.json_response({"errcode": value, "errmsg": "simulated"})
-        if (err := self._token_error(request)) is not None:
-            return err
-        body = json.loads(await request.read())
-        if body.get("agentid") != self.agent_id:
-            return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"})
+        early, body = await self._agent_call(request, self._update_failures)
+        if early is not None:
+            return early
         users, label = body.get("userids"), (body.get("button") or {}).get("replace_name")
         if not isinstance(users, list) or not users or not isinstance(label, str) or not label:
             return web.json_response({"errcode": 40058, "errmsg": "invalid parameter"})
