@@ -91,7 +91,7 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         app[worker_key] = worker
         on_stored = worker.wake
         pumps = [sender, worker]
-    intake = Intake(app[sessions_key], app[clock_key], on_stored=on_stored, gate=gate)
+    intake = Intake(app[engine_key], app[clock_key], on_stored=on_stored, gate=gate)
     app[intake_key] = intake
     for pump in pumps:
         await pump.start()

@@ -16,9 +16,9 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
-from wechatpy import parse_message as parse_wechat
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
@@ -28,6 +28,7 @@ from bot.channels.wx_callback import (
     Rejected,
     check_signature,
     check_timestamp,
+    message_fields,
     query_params,
     read_body,
     rejected_response,
@@ -77,9 +78,8 @@ class WeChatCallback:
             check_signature(signature, self.settings.token, timestamp, nonce)
             body = await read_body(request, app[settings_key].server.max_body_bytes)
             plain = self._plaintext(request, body, timestamp, nonce)
-            xml_fields(plain)  # the safety check, on what wechatpy is about to parse
-            parsed = parse_wechat(plain)
-            msg = to_incoming(Channel.WECHAT, parsed._data, app[clock_key].now())
+            fields = scene_subscribe(message_fields(plain))
+            msg = to_incoming(Channel.WECHAT, fields, app[clock_key].now())
         except Rejected as err:
             return rejected_response("wechat", err)
         except Exception as exc:  # a parser surprise must not become a 500 the platform retries
@@ -105,7 +105,7 @@ class WeChatCallback:
             reply = await self._passive_reply(passive, key)
         if reply is None:
             return web.Response(text=ACK, content_type="text/plain")
-        xml = TextReply(source=parsed.target, target=parsed.source, content=passive_text(reply),
+        xml = TextReply(source=fields.get("ToUserName", ""), target=msg.sender, content=passive_text(reply),
                         time=int(app[clock_key].now().timestamp())).render()
         if self.crypto is not None:
             xml = self.crypto.encrypt_message(xml, nonce, timestamp)
@@ -163,6 +163,21 @@ def passive_text(message: OutgoingMessage) -> str:
     part = render(message)[0]
     assert isinstance(part, dict)
     return str(part["text"]["content"])
+
+
+def scene_subscribe(fields: dict[str, Any]) -> dict[str, Any]:
+    """A follow through a parametric QR code, named as ``wechatpy.parse_message`` names it: Event
+    ``subscribe_scan`` (``subscribe_scan_product`` for a product code) and the EventKey's
+    ``qrscene_`` prefix removed."""
+    key = fields.get("EventKey")
+    if fields.get("MsgType", "").lower() != "event" or fields.get("Event", "").lower() != "subscribe" \
+            or not isinstance(key, str) or not key:
+        return fields
+    if key.startswith(("scanbarcode|", "scanimage|")):
+        return {**fields, "Event": "subscribe_scan_product"}
+    if key.startswith("qrscene_"):
+        return {**fields, "Event": "subscribe_scan", "EventKey": key[len("qrscene_"):]}
+    return fields
 
 
 def setup(app: web.Application, settings: WeChatSettings) -> None:

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from wechatpy.enterprise import WeChatCrypto
-from wechatpy.enterprise import parse_message as parse_wecom
 
 from bot.channels.media import MediaStore
 from bot.channels.wecom_sender import WeComSender
@@ -23,6 +22,7 @@ from bot.channels.wx_callback import (
     Rejected,
     check_signature,
     check_timestamp,
+    message_fields,
     query_params,
     read_body,
     rejected_response,
@@ -73,11 +73,10 @@ class WeComCallback:
                 raise Rejected(400, "no Encrypt field")
             check_signature(signature, self.settings.token, timestamp, nonce, encrypted)
             plain = self._decrypt(encrypted, signature, timestamp, nonce, echo=False)
-            fields = xml_fields(plain)  # the safety check again, on what we are about to parse
+            fields = message_fields(plain)
             if fields.get("ToUserName") not in ("", self.settings.corp_id):
                 raise Rejected(403, "message for another corp")
-            parsed = parse_wecom(plain)
-            msg = to_incoming(Channel.WECOM, parsed._data, app[clock_key].now())
+            msg = to_incoming(Channel.WECOM, fields, app[clock_key].now())
         except Rejected as err:
             return rejected_response("wecom", err)
         except Exception as exc:  # a parser surprise must not become a 500 the platform retries forever

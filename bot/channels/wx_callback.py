@@ -15,11 +15,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import defusedxml.ElementTree as SafeET
+import xmltodict
 from aiohttp import web
-from wechatpy.enterprise.events import register_event
-from wechatpy.events import BaseEvent
-from wechatpy.fields import BaseField, IntegerField, StringField
+
+from bot.channels.flatxml import FlatXml, parse_flat
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +35,6 @@ class Rejected(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@register_event("template_card_event")
-class TemplateCardEvent(BaseEvent):
-    """WeCom's tap on a template-card button; wechatpy 1.8.18 has no class for it (reference §1.4)."""
-
-    agent = IntegerField("AgentID", 0)
-    event = "template_card_event"
-    key = StringField("EventKey")
-    task_id = StringField("TaskId")
-    card_type = StringField("CardType")
-    response_code = StringField("ResponseCode")
-    selected_items = BaseField("SelectedItems")
 
 
 def rejected_response(channel: str, err: Rejected) -> web.Response:
@@ -78,19 +64,36 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _flat(data: bytes | str) -> FlatXml:
+    try:
+        doc = parse_flat(data)
+    except Exception as exc:  # UnsafeXml, ExpatError, UnicodeError...
+        raise Rejected(400, f"unsafe or malformed XML ({type(exc).__name__})") from None
+    if doc.root != "xml":
+        raise Rejected(400, f"unexpected XML root <{doc.root}>")
+    return doc
+
+
 def xml_fields(data: bytes | str) -> dict[str, str]:
     """The top-level fields of a callback XML document, parsed with DTDs and entities refused.
 
     Refusing the DTD outright stops billion-laughs expansion and external entities (XXE) before any
     parsing work happens; platform callbacks never carry a DTD.
     """
-    try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except Exception as exc:  # DefusedXmlException, ParseError, UnicodeError...
-        raise Rejected(400, f"unsafe or malformed XML ({type(exc).__name__})") from None
-    if root.tag != "xml":
-        raise Rejected(400, f"unexpected XML root <{root.tag}>")
-    return {child.tag: (child.text or "") for child in root}
+    return _flat(data).fields
+
+
+def message_fields(data: bytes | str) -> dict[str, Any]:
+    """The fields of a decrypted message as wechatpy's parser gives them (``message._data``).
+
+    Parsed once, safely (see :func:`xml_fields`). A message is flat — one text per field — except a
+    few events with nested parts (e.g. a card's ``SelectedItems``); those take xmltodict, which
+    wechatpy uses, for the same nested dicts. Texts are stripped, as xmltodict does.
+    """
+    doc = _flat(data)
+    if not doc.flat:
+        return dict(xmltodict.parse(data)["xml"] or {})  # safe: the DTD and entities were refused above
+    return {name: text.strip() for name, text in doc.fields.items()}
 
 
 def sha1_signature(*parts: str) -> str:

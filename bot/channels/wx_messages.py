@@ -1,8 +1,8 @@
 """A decrypted WeCom or service-account message → one :class:`IncomingMessage` (or None to ignore).
 
 Both platforms use the same XML vocabulary, so one function serves both; the caller parses with
-``wechatpy.enterprise.parse_message`` or ``wechatpy.parse_message`` after the XML has passed
-:func:`bot.channels.wx_callback.xml_fields` (which refuses DTDs and entities).
+:func:`bot.channels.wx_callback.message_fields` (which refuses DTDs and entities, and gives the
+fields as wechatpy's own parser would).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _str(value: Any) -> str:
 
 
 def to_incoming(channel: Channel, data: dict[str, Any], received_at: datetime) -> IncomingMessage | None:
-    """Convert the raw fields (wechatpy's ``message._data``) of one message; None = acknowledge only."""
+    """Convert the raw fields (``message_fields``) of one message; None = acknowledge only."""
     sender = _str(data.get("FromUserName"))
     if not sender:
         raise Rejected(400, "message without FromUserName")

@@ -219,14 +219,17 @@ async def test_timestamp_window(tmp_path: Path) -> None:
 
 async def test_database_down_answers_503_so_the_platform_retries(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        await h.sessions.kw["bind"].dispose()
-        bind = h.sessions.kw["bind"]
-        h.sessions.configure(bind=None)  # every session now fails: as if the database were gone
+        engine = h.sessions.kw["bind"]
+        db = Path(engine.url.database)
+        away = db.with_name("away.db")
+        await engine.dispose()
+        db.rename(away)  # what SQLite opens now is an empty file without the inbox table
         try:
             resp = await h.client.post(PATH, params=A_POST_QUERY, data=A_POST_BODY)
             assert resp.status == 503
         finally:
-            h.sessions.configure(bind=bind)
+            await engine.dispose()
+            away.replace(db)
         resp = await h.client.post(PATH, params=A_POST_QUERY, data=A_POST_BODY)
         assert resp.status == 200
         assert await h.inbox_count() == 1

@@ -128,7 +128,7 @@ async def running(tmp_path: Path, **kwargs: Any) -> AsyncIterator[Harness]:
         await app[http_key].close()
 
     async def intake_ctx(app: web.Application) -> AsyncIterator[None]:
-        intake = Intake(sessions, clock)
+        intake = Intake(engine, clock)
         app[intake_key] = intake
         await intake.start()
         yield
