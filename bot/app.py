@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from bot import console, guard, health, metrics, report_routes, webchat
+from bot.ackfirst import AckFirst, callback_load_key
 from bot.channels import registry
 from bot.intake import Intake
 from bot.keys import (
@@ -93,6 +94,9 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         pumps = [sender, worker]
     intake = Intake(app[engine_key], app[clock_key], on_stored=on_stored, gate=gate)
     app[intake_key] = intake
+    if role == "all":  # one process takes the callbacks and works them: acknowledging comes first
+        for pump in pumps:
+            pump.ack_first = AckFirst(app[callback_load_key].saturated)
     for pump in pumps:
         await pump.start()
     await intake.start()

@@ -38,6 +38,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _freeze_heap(app: object) -> None:
+    import gc
+    gc.freeze()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -49,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.server.role = args.role
     setup_logging(settings)
     app = create_app(settings)
+    app.on_startup.append(_freeze_heap)
     host, port = args.host or settings.server.host, args.port or settings.server.port
     base = f"http://{host}:{port}"
     print(f"craftlink serving on {base}  (staff console: {base}/console/)", flush=True)

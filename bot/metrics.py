@@ -42,6 +42,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 from sqlalchemy import func, select
 
+from bot.ackfirst import CallbackLoad, callback_load_key
 from storage.models import (
     Case,
     CaseState,
@@ -65,6 +66,8 @@ _SLOW = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 CALLBACKS = Counter("craftlink_callbacks", "Platform callback requests by channel and outcome",
                     ["channel", "outcome"], registry=REGISTRY)
+CALLBACKS_IN_FLIGHT = Gauge("craftlink_callbacks_in_flight", "Platform callbacks received and not yet answered",
+                            registry=REGISTRY)
 CALLBACK_SECONDS = Histogram("craftlink_callback_seconds", "Time to answer a platform callback",
                              ["channel"], buckets=_FAST, registry=REGISTRY)
 INBOX_STORED = Counter("craftlink_inbox_stored", "Inbox intake results", ["channel", "result"], registry=REGISTRY)
@@ -137,6 +140,9 @@ async def callback_middleware(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     started = time.perf_counter()
     status = 500
+    load = request.app[callback_load_key]
+    load.enter()
+    CALLBACKS_IN_FLIGHT.inc()
     try:
         response = await handler(request)
         status = response.status
@@ -145,6 +151,8 @@ async def callback_middleware(request: web.Request, handler: Handler) -> web.Str
         status = exc.status
         raise
     finally:
+        load.leave()
+        CALLBACKS_IN_FLIGHT.dec()
         observe_callback(channel, status, time.perf_counter() - started)
 
 
@@ -188,5 +196,6 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app[callback_load_key] = CallbackLoad()
     app.middlewares.append(callback_middleware)
     app.router.add_get("/metrics", metrics_view)

@@ -12,7 +12,10 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 
+from bot.ackfirst import AckFirst
+
 log = logging.getLogger(__name__)
+TURN_POLL_S = 0.02  # how often deferred work asks again whether it may start (see bot/ackfirst.py)
 
 
 class ConversationPump(ABC):
@@ -26,6 +29,7 @@ class ConversationPump(ABC):
         self._main: asyncio.Task[None] | None = None
         self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
+        self.ack_first: AckFirst | None = None  # set when this process also takes the callbacks
 
     @abstractmethod
     async def due_heads(self) -> dict[str, int]:
@@ -34,6 +38,12 @@ class ConversationPump(ABC):
     @abstractmethod
     async def work(self, conversation: str, first_id: int) -> None:
         """Work ``conversation`` from ``first_id`` on, in order, until nothing of it is due."""
+
+    async def take_turn(self) -> None:
+        """Wait, if the callbacks saturate this process, until the next row may start (bot/ackfirst.py)."""
+        # A poll, not an Event: saturation is a rate over time, nothing signals its end.
+        while self.ack_first is not None and not self.ack_first.may_start():  # noqa: ASYNC110
+            await asyncio.sleep(TURN_POLL_S)
 
     def wake(self) -> None:
         self._wake.set()

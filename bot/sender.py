@@ -73,8 +73,9 @@ class OutboxSender(ConversationPump):
         return heads
 
     async def work(self, conversation: str, first_id: int) -> None:
+        await self.take_turn()
         while await self._send_head(conversation):
-            pass
+            await self.take_turn()
 
     async def _send_head(self, conversation: str) -> bool:
         """Send the oldest pending message of ``conversation`` if due; True to continue with the next."""

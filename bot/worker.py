@@ -97,6 +97,7 @@ class InboxWorker(ConversationPump):
     async def work(self, conversation: str, first_id: int) -> None:
         row_id: int | None = first_id
         while row_id is not None:
+            await self.take_turn()
             row_id = await self.handle_one(row_id)
 
     async def _resolve_media(self, msg: IncomingMessage) -> IncomingMessage:

@@ -31,6 +31,8 @@ async def test_intake_stores_and_a_worker_process_handles(db_url: str, tmp_path:
         for key in (worker_key, sender_key, passive_key, scheduler_key):
             assert key not in front.app  # the intake process handles, sends and schedules nothing
         assert back.app[worker_key].poll_seconds == WORKER_POLL_S
+        # Acknowledging happens in another process: nothing here for the worker to step aside for.
+        assert back.app[worker_key].ack_first is None and back.app[sender_key].ack_first is None
         await Playground(back, clock).seed_demo()
 
         resp = await front.post("/webchat/send", json={"user": "role-firm", "text": "你好", "id": "m-1"})
