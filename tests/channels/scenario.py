@@ -84,6 +84,12 @@ class WeChatUser:
         return "\n".join(s.get("text", {}).get("content", "") for s in new)
 
 
+def wecom_config(fake: FakeWeCom) -> dict[str, Any]:
+    """The ``[wecom]`` settings that point craftlink at ``fake`` with the test corp's keys."""
+    return {"corp_id": WECOM_CORP, "agent_id": fake.agent_id, "secret": fake.secret, "token": WECOM_TOKEN,
+            "encoding_aes_key": WECOM_AES, "api_base": fake.base_url}
+
+
 def wecom_shown(body: dict[str, Any]) -> str:
     """What a WeCom message shows the person: texts, and cards as title, body and button labels."""
     kind = body["msgtype"]

@@ -20,8 +20,8 @@ from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from storage.models import OutboxMessage, OutboxState
-from tests.channels.scenario import WeComMember, bind_identity, register
-from tests.channels.wx_harness import WECOM_AES, WECOM_CORP, WECOM_TOKEN
+from tests.channels.scenario import WeComMember, bind_identity, register, wecom_config
+from tests.channels.wx_harness import WECOM_CORP
 from tests.chat import Chat, Playground
 from tests.conftest import make_settings
 from tests.fakes.wecom_api import RESPONSE_CODE_REFUSED, FakeWeCom
@@ -46,14 +46,7 @@ async def running(db_url: str, tmp_path: Path, **bot: object) -> AsyncIterator[W
     settings = make_settings(
         db_url,
         tmp_path,
-        wecom={
-            "corp_id": WECOM_CORP,
-            "agent_id": wecom.agent_id,
-            "secret": wecom.secret,
-            "token": WECOM_TOKEN,
-            "encoding_aes_key": WECOM_AES,
-            "api_base": wecom.base_url,
-        },
+        wecom=wecom_config(wecom),
         bot=dict(bot),
     )
     app = create_app(settings, clock=clock, run_scheduler=False)

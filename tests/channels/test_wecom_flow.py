@@ -22,14 +22,19 @@ from bot.app import create_app
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from storage.models import Case, CaseState, Feedback, InboxMessage, Offer, OfferState, OutboxMessage
-from tests.channels.scenario import WeChatUser, WeComMember, bind_identity, register, wecom_shown
+from tests.channels.scenario import (
+    WeChatUser,
+    WeComMember,
+    bind_identity,
+    register,
+    wecom_config,
+    wecom_shown,
+)
 from tests.channels.wx_harness import (
     WECHAT_AES,
     WECHAT_APPID,
     WECHAT_TOKEN,
-    WECOM_AES,
     WECOM_CORP,
-    WECOM_TOKEN,
 )
 from tests.chat import Playground
 from tests.conftest import make_settings
@@ -62,14 +67,7 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[World]:
     settings = make_settings(
         db_url,
         tmp_path,
-        wecom={
-            "corp_id": WECOM_CORP,
-            "agent_id": wecom.agent_id,
-            "secret": wecom.secret,
-            "token": WECOM_TOKEN,
-            "encoding_aes_key": WECOM_AES,
-            "api_base": wecom.base_url,
-        },
+        wecom=wecom_config(wecom),
         wechat={
             "app_id": WECHAT_APPID,
             "app_secret": wechat.secret,
