@@ -23,6 +23,12 @@ from benchmarks.run import traffic
 from benchmarks.wecom_traffic import Platform
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def top(collapsed: Path, n: int) -> str:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
@@ -64,11 +70,14 @@ async def main(seconds: float, concurrency: int, n: int, out: Path, *, role: str
                 cmd = [str(serverproc.BIN / "py-spy"), "record", "-p", str(proc.pid), "-d", str(int(seconds)),
                        "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"]
                 sampler = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220 (starts only; runs beside the load)
+            cpu0 = cpu_seconds(proc.pid)
             res = await closed_loop([port], load, concurrency=concurrency, seconds=seconds)
+            busy = (cpu_seconds(proc.pid) - cpu0) / res.elapsed
             if sampler:
                 sampler.wait(60)
             print(f"role {role}: {res.ack_rate:.0f} acks/s, p50 {res.pct(50) * 1000:.1f} ms, "
-                  f"p99 {res.pct(99) * 1000:.1f} ms{' (sampled by py-spy)' if spy else ''}")
+                  f"p99 {res.pct(99) * 1000:.1f} ms, server CPU {busy:.0%} of a core"
+                  f"{' (sampled by py-spy)' if spy else ''}")
         finally:
             proc.stop()
             await fake.close()

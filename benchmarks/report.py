@@ -13,6 +13,14 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.0%}" if b else "n/a"
 
 
+def _handled(run: dict[str, Any]) -> str:
+    rate = run.get("handled_per_s")
+    if rate is None:
+        return "–"
+    left = run.get("backlog_left", 0)
+    return f"{rate} ({left} left)" if left else str(rate)
+
+
 def tables(r: dict[str, Any]) -> str:
     runs = r["runs"]
     bare = runs.get("bare", {}).get("max", {}).get("acks_per_s", 0.0)
@@ -32,7 +40,7 @@ def tables(r: dict[str, Any]) -> str:
             f"| {name} | {top['acks_per_s']:.0f} | {_ratio(top['acks_per_s'], bare)} | "
             f"{_ratio(top['acks_per_s'], wero) if name != 'werobot' else '100%'} | "
             f"{at['p50_ms']} / {at['p95_ms']} / {at['p99_ms']} | {at['acked']} ({at['acks_per_s']:.0f}/s) | {e2e} | "
-            f"{run.get('handled_per_s', '–')} | {run.get('lost', '–')} | {run.get('handled_twice', '–')} | "
+            f"{_handled(run)} | {run.get('lost', '–')} | {run.get('handled_twice', '–')} | "
             f"{run.get('offers_doubled', '–')} |")
     return "\n".join(lines)
 

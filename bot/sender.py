@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import metrics
@@ -26,12 +26,39 @@ from bot.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, OutgoingMessage
 from handlers.outbox import HELD_FLAG, Outbox
 from handlers.services import Services
-from storage.models import CASE_NUMBER_OFFSET, Identity, OutboxMessage, OutboxState
+from storage.models import CASE_NUMBER_OFFSET, IDENTITY_OF, Identity, OutboxMessage, OutboxState
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 POLL_SECONDS = 1.0
 CONCURRENCY = 16
+
+# Built once (see bot/worker.py): the sender runs these for every message it delivers.
+_PENDING_HEADS = (
+    select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.next_attempt_at)
+    .where(OutboxMessage.state == OutboxState.PENDING.value)
+    .order_by(OutboxMessage.id)
+    .limit(2000)
+)
+_HEAD = (
+    select(OutboxMessage)
+    .where(OutboxMessage.conversation == bindparam("conversation"), OutboxMessage.state == OutboxState.PENDING.value)
+    .order_by(OutboxMessage.id)
+    .limit(1)
+)
+_CLAIM = (  # conditional on the head's due time: of two instances claiming one row, one matches
+    update(OutboxMessage)
+    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.next_attempt_at == bindparam("due"),
+           OutboxMessage.state == OutboxState.PENDING.value)
+    .values(next_attempt_at=bindparam("lease_until"), attempts=OutboxMessage.attempts + 1)
+    .execution_options(synchronize_session=False)
+)
+_SENT = (
+    update(OutboxMessage).where(OutboxMessage.id == bindparam("row_id"))
+    .values(state=OutboxState.SENT.value, sent_at=bindparam("sent_at"), platform_msg_id=bindparam("platform_id"),
+            last_error="")
+    .execution_options(synchronize_session=False)
+)
 
 
 class OutboxSender(ConversationPump):
@@ -58,14 +85,7 @@ class OutboxSender(ConversationPump):
     async def due_heads(self) -> dict[str, int]:
         now = self._services.clock.now()
         async with self._reads() as session:
-            rows = (
-                await session.execute(
-                    select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.next_attempt_at)
-                    .where(OutboxMessage.state == OutboxState.PENDING.value)
-                    .order_by(OutboxMessage.id)
-                    .limit(2000)
-                )
-            ).all()
+            rows = (await session.execute(_PENDING_HEADS)).all()
         heads: dict[str, int] = {}
         for row_id, conversation, due in rows:
             if conversation not in heads:
@@ -81,26 +101,14 @@ class OutboxSender(ConversationPump):
         """Send the oldest pending message of ``conversation`` if due; True to continue with the next."""
         now = self._services.clock.now()
         async with self._gate.hold(), self._sessions() as session, session.begin():
-            row = await session.scalar(
-                select(OutboxMessage)
-                .where(OutboxMessage.conversation == conversation, OutboxMessage.state == OutboxState.PENDING.value)
-                .order_by(OutboxMessage.id)
-                .limit(1)
-            )
+            row = await session.scalar(_HEAD, {"conversation": conversation})
             if row is None or row.next_attempt_at > now:
                 return False
-            claimed = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.next_attempt_at == row.next_attempt_at,
-                       OutboxMessage.state == OutboxState.PENDING.value)
-                .values(next_attempt_at=now + LEASE, attempts=OutboxMessage.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
+            claimed = await session.execute(_CLAIM, {"row_id": row.id, "due": row.next_attempt_at,
+                                                     "lease_until": now + LEASE})
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            identity = await session.scalar(
-                select(Identity).where(Identity.channel == row.channel, Identity.channel_user_id == row.address)
-            )
+            identity = await session.scalar(IDENTITY_OF, {"channel": row.channel, "user_id": row.address})
             extra = dict(identity.extra) if identity else {}
             if identity is not None and identity.last_seen_at is not None:
                 extra["last_seen_at"] = identity.last_seen_at.isoformat()
@@ -133,12 +141,8 @@ class OutboxSender(ConversationPump):
             metrics.SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
         metrics.SENT.labels(channel).inc()
         async with self._gate.hold(), self._sessions() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == row_id)
-                .values(state=OutboxState.SENT.value, sent_at=self._services.clock.now(), platform_msg_id=platform_id,
-                        last_error="")
-                .execution_options(synchronize_session=False)
-            )
+            await session.execute(_SENT, {"row_id": row_id, "sent_at": self._services.clock.now(),
+                                          "platform_id": platform_id})
         self.sent += 1
         log.debug("sent outbox %s", row_id, extra={"channel": channel, "case": case, "event": "outbox.sent"})
         return True

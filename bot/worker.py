@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -34,6 +34,33 @@ from storage.models import InboxMessage, InboxState, Person, Role
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 CONCURRENCY = 8
+
+
+# The hot path's statements are built once: building one costs 0.1–1 ms of Python per call (the
+# claim's aliased NOT EXISTS the most), more than SQLite takes to run it (docs/benchmarks.md).
+_EARLIER = aliased(InboxMessage)
+_CLAIM = select(InboxMessage).where(
+    InboxMessage.id == bindparam("row_id"),
+    InboxMessage.state == InboxState.PENDING.value,
+    ~exists().where(
+        _EARLIER.conversation == InboxMessage.conversation,
+        _EARLIER.id < InboxMessage.id,
+        _EARLIER.state == InboxState.PENDING.value,
+    ),
+)
+_CLAIM_PG = _CLAIM.with_for_update(skip_locked=True, of=InboxMessage)
+_NEXT_DUE = (
+    select(InboxMessage.id, InboxMessage.not_before)
+    .where(InboxMessage.conversation == bindparam("conversation"), InboxMessage.state == InboxState.PENDING.value,
+           InboxMessage.id > bindparam("after"))
+    .order_by(InboxMessage.id).limit(1)
+)
+_PENDING_HEADS = (
+    select(InboxMessage.id, InboxMessage.conversation, InboxMessage.not_before)
+    .where(InboxMessage.state == InboxState.PENDING.value)
+    .order_by(InboxMessage.id)
+    .limit(1000)
+)
 
 
 def to_incoming(row: InboxMessage) -> IncomingMessage:
@@ -80,14 +107,7 @@ class InboxWorker(ConversationPump):
     async def due_heads(self) -> dict[str, int]:
         now = self._services.clock.now()
         async with self._reads() as session:
-            rows = (
-                await session.execute(
-                    select(InboxMessage.id, InboxMessage.conversation, InboxMessage.not_before)
-                    .where(InboxMessage.state == InboxState.PENDING.value)
-                    .order_by(InboxMessage.id)
-                    .limit(1000)
-                )
-            ).all()
+            rows = (await session.execute(_PENDING_HEADS)).all()
         heads: dict[str, int] = {}
         for row_id, conversation, not_before in rows:
             if conversation not in heads:
@@ -182,12 +202,7 @@ class InboxWorker(ConversationPump):
 
     async def _next_due(self, session: AsyncSession, row: InboxMessage) -> int | None:
         """The conversation's next pending message, if it is due: worked in the same task, in order."""
-        nxt = (await session.execute(
-            select(InboxMessage.id, InboxMessage.not_before)
-            .where(InboxMessage.conversation == row.conversation, InboxMessage.state == InboxState.PENDING.value,
-                   InboxMessage.id > row.id)
-            .order_by(InboxMessage.id).limit(1)
-        )).first()
+        nxt = (await session.execute(_NEXT_DUE, {"conversation": row.conversation, "after": row.id})).first()
         if nxt is None or (nxt[1] is not None and nxt[1] > self._services.clock.now()):
             return None
         return int(nxt[0])
@@ -208,19 +223,8 @@ class InboxWorker(ConversationPump):
 
     async def _claim(self, session: AsyncSession, row_id: int) -> InboxMessage | None:
         """The row, if it is pending and the oldest pending one of its conversation (else None)."""
-        earlier = aliased(InboxMessage)
-        stmt = select(InboxMessage).where(
-            InboxMessage.id == row_id,
-            InboxMessage.state == InboxState.PENDING.value,
-            ~exists().where(
-                earlier.conversation == InboxMessage.conversation,
-                earlier.id < InboxMessage.id,
-                earlier.state == InboxState.PENDING.value,
-            ),
-        )
-        if dialect_of(session) == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True, of=InboxMessage)
-        return await session.scalar(stmt)
+        stmt = _CLAIM_PG if dialect_of(session) == "postgresql" else _CLAIM
+        return await session.scalar(stmt, {"row_id": row_id})
 
     async def _failed(self, row_id: int, exc: Exception) -> None:
         """Back off and retry; after the last attempt the sender is told politely and staff are alerted."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import build_router
@@ -13,7 +12,7 @@ from handlers.dialogs import DialogView
 from handlers.messages import IncomingKind, IncomingMessage, card_update
 from handlers.outbox import Outbox, release_held
 from handlers.services import Services
-from storage.models import Identity, Person, Role
+from storage.models import IDENTITY_OF, Identity, Person, Role
 
 log = logging.getLogger(__name__)
 SORRY = "抱歉，系统暂时出了点问题，您的消息没能处理。工作人员已收到提醒，请稍后再试。"
@@ -21,9 +20,7 @@ SORRY = "抱歉，系统暂时出了点问题，您的消息没能处理。工�
 
 async def identify(session: AsyncSession, services: Services, msg: IncomingMessage) -> Identity | None:
     """The identity behind a message; an unknown sender becomes a new enterprise contact (or is ignored)."""
-    identity = await session.scalar(
-        select(Identity).where(Identity.channel == msg.channel.value, Identity.channel_user_id == msg.sender)
-    )
+    identity = await session.scalar(IDENTITY_OF, {"channel": msg.channel.value, "user_id": msg.sender})
     now = services.clock.now()
     if identity is None:
         if services.settings.bot.unknown_user_role == "ignore" and msg.channel.value in ("wecom", "dingtalk"):

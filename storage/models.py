@@ -23,6 +23,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
+    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncAttrs
@@ -139,6 +141,12 @@ class Identity(Base):
     channel_user_id: Mapped[str] = mapped_column(String(128))
     last_seen_at: Mapped[datetime | None] = mapped_column(default=None)  # also opens the WeChat 48 h window
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # e.g. DingTalk sessionWebhook + expiry
+
+
+# Who (channel, user id) is: run for every handled and every sent message, so built once — building a
+# statement costs more Python than SQLite takes to run it (docs/benchmarks.md, "Fourth session").
+IDENTITY_OF = select(Identity).where(Identity.channel == bindparam("channel"),
+                                     Identity.channel_user_id == bindparam("user_id"))
 
 
 class Craftsman(Base):
