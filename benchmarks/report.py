@@ -25,19 +25,21 @@ def tables(r: dict[str, Any]) -> str:
     runs = r["runs"]
     bare = runs.get("bare", {}).get("max", {}).get("acks_per_s", 0.0)
     wero = runs.get("werobot", {}).get("max", {}).get("acks_per_s", 0.0)
+    verify = runs.get("bare-verify", {}).get("max", {}).get("acks_per_s", 0.0)
     lines = [
         f"Machine: {r['cores']} cores. Fixed-rate runs: {r['rate']:.0f} callbacks/s for {r['seconds']:.0f} s; "
         f"as-fast-as-possible runs: {r['concurrency']} clients for {r['max_seconds']:.0f} s.",
         "",
-        "| target | max acks/s | vs bare | vs WeRoBot | ack p50 / p95 / p99 at rate (ms) | acked at rate "
+        "| target | max acks/s | vs bare | vs bare-verify | vs WeRoBot | ack p50 / p95 / p99 at rate (ms) | acked at rate "
         "| e2e request→offer p50 / p95 (ms) | handled/s | lost | handled twice | offers doubled |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in runs.items():
         top, at = run["max"], run["at_rate"]
         e2e = f"{run['e2e_p50_ms']} / {run['e2e_p95_ms']} ({run['offers_seen']}/{run['probes']})" if "e2e_p50_ms" in run else "–"
         lines.append(
             f"| {name} | {top['acks_per_s']:.0f} | {_ratio(top['acks_per_s'], bare)} | "
+            f"{_ratio(top['acks_per_s'], verify)} | "
             f"{_ratio(top['acks_per_s'], wero) if name != 'werobot' else '100%'} | "
             f"{at['p50_ms']} / {at['p95_ms']} / {at['p99_ms']} | {at['acked']} ({at['acks_per_s']:.0f}/s) | {e2e} | "
             f"{_handled(run)} | {run.get('lost', '–')} | {run.get('handled_twice', '–')} | "

@@ -4,8 +4,8 @@ aiosqlite runs every call (cursor, execute, fetchall, close, commit) on a worker
 event loop for each result: four thread round trips per statement, ~0.6 ms on this machine, where the
 statement itself takes ~0.01 ms in ``sqlite3`` (docs/benchmarks.md, "Fourth session"). This module is
 the driver-level connection SQLAlchemy's dialect expects (the subset of aiosqlite's API that
-``AsyncAdapt_aiosqlite_connection`` uses), with every call run inline: a statement costs what SQLite
-costs. It is plugged in through ``create_async_engine(async_creator=...)`` (storage/db.py).
+``AsyncAdapt_aiosqlite_connection`` uses), with every call but ``commit`` run inline: a statement
+costs what SQLite costs. It is plugged in through ``create_async_engine(async_creator=...)`` (storage/db.py).
 
 The price is that a call blocks the loop while SQLite works. That is short for this service's
 statements; the two ways it could be long are handled:
@@ -17,23 +17,22 @@ statements; the two ways it could be long are handled:
   statement, not the transaction), so retrying it is what the busy handler itself would do.
   ``executemany`` is not retried: rows before the busy one would be written twice. It is only used
   inside transactions that took the write lock at ``BEGIN IMMEDIATE``, where it cannot meet a lock.
-- **fsync at commit** (``synchronous=FULL``): ~0.5 ms here, once per transaction; the intake's group
-  commit shares it across a batch.
+- **fsync at commit** (``synchronous=FULL``): ~0.5 ms here, once per transaction. ``commit`` is the
+  one call handed to a thread (with the GIL released there), so the loop keeps serving meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 BUSY_SLICE_MS = 5  # SQLite's busy handler may block the loop this long per try
 BUSY_WAIT_S = 30.0  # then the statement waits asynchronously, in total at most this long
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-T = TypeVar("T")
 
 
 class _Stats:
@@ -47,13 +46,17 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES
 
 
-async def _busy_retried(call: Callable[..., T], *args: Any, monotonic: Callable[[], float] = time.monotonic) -> T:
-    """``call(*args)``, retried while another connection holds the lock, sleeping on the loop between."""
+async def _busy_retried(call: Callable[..., Any], *args: Any, monotonic: Callable[[], float] = time.monotonic) -> Any:
+    """``call(*args)`` (awaited if it returns an awaitable), retried while another connection holds
+    the lock, sleeping on the loop between tries."""
     deadline: float | None = None
     delay = 0.001
     while True:
         try:
-            return call(*args)
+            result = call(*args)
+            if inspect.isawaitable(result):
+                return await result
+            return result
         except sqlite3.OperationalError as exc:
             if not _is_busy(exc):
                 raise
@@ -154,7 +157,13 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        await _busy_retried(self._conn.commit)
+        # The one call that waits for the disk (an fsync under synchronous=FULL): it runs on a thread,
+        # with the GIL released, so the loop keeps parsing callbacks meanwhile. The transaction's
+        # coroutine awaits it, so the connection is never used from two threads at once.
+        await _busy_retried(self._commit_off_loop)
+
+    def _commit_off_loop(self) -> Awaitable[None]:
+        return asyncio.get_running_loop().run_in_executor(None, self._conn.commit)
 
     async def rollback(self) -> None:
         self._conn.rollback()

@@ -14,8 +14,11 @@ from bot.keys import passive_key, sessions_key
 from bot.sender import sender_key
 from bot.worker import worker_key
 from handlers.clock import ManualClock
+from handlers.matching import shipped_taxonomy
 from handlers.settings import ConfigError
 from scheduler.wiring import scheduler_key
+from storage.db import create_engine
+from storage.migrate import upgrade
 from storage.models import InboxMessage, InboxState
 from tests.chat import Playground
 from tests.conftest import make_settings
@@ -58,3 +61,18 @@ def test_serve_rejects_an_unknown_role_on_the_command_line(capsys: pytest.Captur
         main(["serve", "--role", "both"])
     assert exc.value.code == 2
     assert "invalid choice: 'both'" in capsys.readouterr().err
+
+
+async def test_a_handling_process_loads_matching_before_it_works_and_an_intake_does_not(tmp_path: Path) -> None:
+    """The jieba dictionary (~1.4 s) is loaded at startup, off the loop, not at the first request."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'warm.db'}"
+    engine = create_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    shipped_taxonomy.cache_clear()
+    intake_app = create_app(make_settings(url, tmp_path, server={"role": "intake"}), clock=ManualClock())
+    async with TestClient(TestServer(intake_app, host="127.0.0.1")):
+        assert "analyzer" not in vars(shipped_taxonomy())  # an intake never matches: nothing to load
+    app = create_app(make_settings(url, tmp_path), clock=ManualClock(), run_scheduler=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")):
+        assert "analyzer" in vars(shipped_taxonomy())
