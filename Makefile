@@ -31,10 +31,11 @@ chaos: $(STAMP)
 	bash scripts/test.sh -m slow tests/faults
 
 # Load harness: craftlink vs the bare aiohttp ceiling vs WeRoBot, SQLite/PostgreSQL x 1/2 instances.
-# Rewrites the tables in docs/benchmarks.md. Takes about 10 minutes; loopback only.
+# Rewrites the table in docs/benchmarks.md, with the arguments it was made with. Takes 30–40 minutes
+# on 2 cores (each craftlink run waits for its backlog to drain); loopback only.
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[test,bench]'
-	$(BIN)/python -m benchmarks.run --write-docs
+	$(BIN)/python -m benchmarks.run --rate 2000 --seconds 5 --max-seconds 5 --probes 5 --write-docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
