@@ -45,8 +45,8 @@ async def test_a_writer_waits_for_another_process_while_the_loop_keeps_serving(
 
     writer = asyncio.create_task(write())
     ticks = 0
-    for _ in range(2000):  # bounded: the writer must hit the lock and start retrying
-        await asyncio.sleep(0)
+    for _ in range(10_000):  # bounded (~5 s at worst): the writer must meet the lock and retry
+        await asyncio.sleep(0.0005)
         ticks += 1
         if sqlite_inline.STATS.busy_retries > retries_before + 2:
             break
