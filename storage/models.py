@@ -342,6 +342,7 @@ class TimerState(enum.StrEnum):
     PENDING = "pending"
     FIRED = "fired"
     CANCELLED = "cancelled"
+    FAILED = "failed"  # its handler kept raising: given up after retries; staff told once
 
 
 class Timer(Base):
@@ -359,6 +360,8 @@ class Timer(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
     fired_at: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed firings so far (backoff moves due_at)
+    last_error: Mapped[str] = mapped_column(Text, default="")
 
 
 class JobRun(Base):
@@ -405,6 +408,17 @@ class LoginToken(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginThrottle(Base):
+    """Console sign-in failures per (login, client address): each failure doubles the wait before the next try."""
+
+    __tablename__ = "login_throttle"
+    login: Mapped[str] = mapped_column(String(60), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_allowed_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime]
 
 
 def utcnow() -> datetime:
