@@ -119,12 +119,13 @@ class Proc:
 
 
 def craftlink(config: Path, *, port: int, log: Path, cpu: int | None = None, role: str = "all",
-              nice: int = 0) -> Proc:
-    """``craftlink serve``; ``role`` splits intake from handling, ``nice`` lowers the process's CPU priority."""
+              nice: int = 0, env: dict[str, str] | None = None) -> Proc:
+    """``craftlink serve``; ``role`` splits intake from handling, ``nice`` lowers the process's CPU priority,
+    ``env`` adds variables (e.g. ``CRAFTLINK_TEST_CLOCK_FILE``, handlers/clock.py::FileClock)."""
     cmd = [str(BIN / "craftlink"), "--config", str(config), "serve", "--role", role]
     if nice:
         cmd = ["nice", "-n", str(nice), *cmd]
-    return Proc(cmd, port=port, log=log, cpu=cpu)
+    return Proc(cmd, port=port, log=log, cpu=cpu, env=env)
 
 
 def upgrade(config: Path) -> None:

@@ -33,11 +33,12 @@ from bot.passive import PassiveReplies
 from bot.sender import OutboxSender, sender_key
 from bot.worker import InboxWorker, worker_key
 from bot.writegate import WriteGate
+from handlers import build_timers
 from handlers.clock import Clock, SystemClock
 from handlers.matching import shipped_taxonomy
 from handlers.services import Services
 from handlers.settings import Settings
-from scheduler.wiring import scheduler_ctx
+from scheduler.wiring import scheduler_ctx, timers_key
 from storage.db import create_engine, is_sqlite, read_session_factory, session_factory
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
         instance=settings.server.instance_name or f"{settings.server.host}:{settings.server.port}",
     )
     app[senders_key] = {}
+    app[timers_key] = build_timers()  # every timer kind's handler, known before the first poll
     app.cleanup_ctx.append(engine_ctx)
     app.cleanup_ctx.append(bootstrap_ctx)
     app.cleanup_ctx.append(http_ctx)

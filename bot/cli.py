@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from handlers.clock import TEST_CLOCK_ENV, FileClock
 from handlers.settings import ConfigError, Settings, load_settings
 
 
@@ -38,6 +39,81 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+SCHEMA_CHECK_TIMEOUT_S = 10.0
+
+
+async def _schema_problem(settings: Settings) -> str | None:
+    """What keeps ``serve`` from starting on this database's schema, in a few words; None if it is at head."""
+    from storage.db import create_engine
+    from storage.migrate import current_revision, head_revision, is_known_revision
+
+    engine = create_engine(settings.database.url)
+    try:
+        async with asyncio.timeout(SCHEMA_CHECK_TIMEOUT_S):
+            current = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    head = head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return "the database has never been migrated"
+    if not is_known_revision(current):
+        return f"the database is at revision {current}, which this craftlink does not know (a newer version's?)"
+    return f"the database is at revision {current}, this craftlink needs {head}"
+
+
+def _check_schema(args: argparse.Namespace, settings: Settings) -> str | None:
+    """One line for stderr if the schema is not current (or cannot be read); None to go on serving.
+
+    Checked before anything starts: on a database never migrated every subsystem failed on its own,
+    ~80 KB of tracebacks in 8 s, and the process stayed up answering errors.
+    """
+    try:
+        problem = asyncio.run(_schema_problem(settings))
+    except Exception as exc:  # unreachable, wrong password, not a database file...
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        return f"error: cannot read the database's schema version ({type(exc).__name__}: {reason})"
+    if problem is None:
+        return None
+    upgrade = "craftlink" + (f" --config {args.config}" if args.config else "") + " db upgrade"
+    return f"error: {problem}; run `{upgrade}` first"
+
+
+def _check_playground_database(settings: Settings) -> str | None:
+    """One line for stderr if the playground would serve a database with real-channel people.
+
+    The settings already refuse the playground next to a real channel; this catches the demo config
+    pointed at a production database, where anyone could then act as any of its web-chat people.
+    """
+    from handlers.settings import demo_mode
+
+    if not demo_mode(settings):
+        return None
+
+    async def real_people() -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from storage.db import create_engine, session_factory
+        from storage.models import Identity
+
+        engine = create_engine(settings.database.url)
+        try:
+            async with session_factory(engine)() as db:
+                rows = await db.execute(select(Identity.channel, func.count()).where(Identity.channel != "web")
+                                        .group_by(Identity.channel))
+                return {str(channel): int(n) for channel, n in rows.all()}
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(real_people())
+    if not found:
+        return None
+    listing = ", ".join(f"{channel}: {n}" for channel, n in sorted(found.items()))
+    return (f"error: server.playground: refused on a database with real-channel people ({listing}); use a demo "
+            "database, or set server.playground_with_real_channels = true")
+
+
 async def _freeze_heap(app: object) -> None:
     """Once started, move everything alive (the imported libraries, the app) out of the cyclic GC's
     view: its collections under load then scan only what requests create (docs/ARCHITECTURE.md)."""
@@ -46,17 +122,34 @@ async def _freeze_heap(app: object) -> None:
     gc.freeze()
 
 
+def _test_clock() -> FileClock | None:
+    """A FileClock when ``CRAFTLINK_TEST_CLOCK_FILE`` is set (fault tests only), else None (the system clock)."""
+    import os
+
+    path = os.environ.get(TEST_CLOCK_ENV)
+    if not path:
+        return None
+    logging.getLogger(__name__).warning("%s is set: time comes from %s (tests only)", TEST_CLOCK_ENV, path)
+    return FileClock(path)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.role:
+        settings.server.role = args.role
+    if problem := _check_schema(args, settings):  # before importing the app, which takes seconds
+        print(problem, file=sys.stderr)
+        return 1
+    if problem := _check_playground_database(settings):
+        print(problem, file=sys.stderr)
+        return 1
     from aiohttp import web
 
     from bot.app import create_app
     from bot.logs import setup_logging
 
-    settings = _settings(args)
-    if args.role:
-        settings.server.role = args.role
     setup_logging(settings)
-    app = create_app(settings)
+    app = create_app(settings, clock=_test_clock())
     app.on_startup.append(_freeze_heap)
     host, port = args.host or settings.server.host, args.port or settings.server.port
     base = f"http://{host}:{port}"

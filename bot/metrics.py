@@ -18,7 +18,11 @@ What is counted:
 - ``craftlink_timers_fired_total{kind}``, ``craftlink_timer_lateness_seconds``; scraped:
   ``craftlink_timers_due``, ``craftlink_outbox_messages{state}``, ``craftlink_outbox_oldest_pending_seconds``,
   ``craftlink_cases{state}``, ``craftlink_inbox_pending``, ``craftlink_database_up``.
-- ``craftlink_rate_limited_total{channel}``: messages not handled because their sender flooded.
+- scraped: ``craftlink_timers_unhandled{kind}``: due timers left pending because this process has no
+  handler for their kind (should be absent; see scheduler/poller.py); ``craftlink_timers_failed{kind}``:
+  timers given up after ``timers.max_attempts`` failed firings.
+- ``craftlink_rate_limited_total{channel}``: times a flooding sender's messages were held back (kept
+  and handled later, never dropped; handlers/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -88,10 +92,14 @@ SEND_SECONDS = Histogram("craftlink_send_seconds", "One platform send call", ["c
 TIMERS_FIRED = Counter("craftlink_timers_fired", "Timers fired", ["kind"], registry=REGISTRY)
 TIMER_LATENESS = Histogram("craftlink_timer_lateness_seconds", "How long after due_at a timer fired",
                            buckets=_SLOW, registry=REGISTRY)
-RATE_LIMITED = Counter("craftlink_rate_limited", "Messages not handled because the sender flooded",
+RATE_LIMITED = Counter("craftlink_rate_limited", "Times a flooding sender's messages were held back for later",
                        ["channel"], registry=REGISTRY)
 
 TIMERS_DUE = Gauge("craftlink_timers_due", "Pending timers whose due time has passed", registry=REGISTRY)
+TIMERS_UNHANDLED = Gauge("craftlink_timers_unhandled", "Due timers left pending: no handler for their kind here",
+                         ["kind"], registry=REGISTRY)
+TIMERS_FAILED = Gauge("craftlink_timers_failed", "Timers given up after repeated handler failures", ["kind"],
+                      registry=REGISTRY)
 OUTBOX = Gauge("craftlink_outbox_messages", "Outbox rows by state", ["state"], registry=REGISTRY)
 OUTBOX_AGE = Gauge("craftlink_outbox_oldest_pending_seconds", "Age of the oldest pending outbox message",
                    registry=REGISTRY)
@@ -159,8 +167,10 @@ async def callback_middleware(request: web.Request, handler: Handler) -> web.Str
 async def refresh_stored_gauges(request: web.Request) -> None:
     """Read the state gauges from the database; on failure mark it down and keep the old values."""
     from bot.keys import clock_key, sessions_key  # here: bot.keys imports the intake, which imports us
+    from scheduler.wiring import timers_key
 
     now = request.app[clock_key].now()
+    known = sorted(request.app[timers_key].kinds())
     try:
         async with request.app[sessions_key]() as session:
             outbox = dict((await session.execute(
@@ -170,6 +180,11 @@ async def refresh_stored_gauges(request: web.Request) -> None:
             cases = dict((await session.execute(select(Case.state, func.count()).group_by(Case.state))).all())
             due = await session.scalar(select(func.count()).select_from(Timer).where(
                 Timer.state == TimerState.PENDING.value, Timer.due_at <= now))
+            unhandled = (await session.execute(select(Timer.kind, func.count()).where(
+                Timer.state == TimerState.PENDING.value, Timer.due_at <= now, Timer.kind.not_in(known))
+                .group_by(Timer.kind))).all()
+            failed = (await session.execute(select(Timer.kind, func.count()).where(
+                Timer.state == TimerState.FAILED.value).group_by(Timer.kind))).all()
             pending = await session.scalar(select(func.count()).select_from(InboxMessage).where(
                 InboxMessage.state == InboxState.PENDING.value))
     except Exception as exc:
@@ -183,6 +198,10 @@ async def refresh_stored_gauges(request: web.Request) -> None:
     for case_state in {*cases, *(s.value for s in CaseState)}:
         CASES.labels(case_state).set(int(cases.get(case_state, 0)))
     TIMERS_DUE.set(int(due or 0))
+    for gauge, rows in ((TIMERS_UNHANDLED, unhandled), (TIMERS_FAILED, failed)):
+        gauge.clear()  # a kind that no longer has any is dropped, not left at its old value
+        for kind, n in rows:
+            gauge.labels(str(kind)).set(int(n))
     INBOX_PENDING.set(int(pending or 0))
 
 

@@ -66,7 +66,8 @@ async def _report(settings: Settings, month: str, out: Path, chart: Path | None)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from handlers.reports import month_key, parse_month
+    from handlers.parsing import parse_month
+    from handlers.reports import month_key
 
     settings = load_settings(args.config)
     try:

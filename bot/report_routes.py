@@ -10,7 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.keys import clock_key, sessions_key, settings_key
-from handlers.reports import month_key, parse_month
+from handlers.parsing import parse_month
+from handlers.reports import month_key
 from handlers.reports.bundle import monthly_xlsx
 from handlers.reports.links import ROUTE, check
 

@@ -77,8 +77,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
+    from bot.console import throttle
     from bot.console.accounts import AccountError, check_password
-    from bot.console.auth import hash_password
+    from bot.console.auth import hash_password, revoke_sessions
+    from handlers.clock import SystemClock
     from storage.models import StaffMember
 
     password = _password(args)
@@ -93,16 +95,19 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         if staff is None:
             return False
         staff.password_hash, staff.failed_logins, staff.locked_until = hash_password(password), 0, None
+        await revoke_sessions(db, staff.person_id, SystemClock().now())  # whoever knew the old one is out
+        await throttle.clear_login(db, args.login)
         return True
 
     if not _run(args, work):
         _say(f"error: no staff account with login {args.login}", error=True)
         return 1
-    _say(f"password set for {args.login} (account unlocked)")
+    _say(f"password set for {args.login} (account unlocked, its sessions ended)")
     return 0
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
+    from bot.console import throttle
     from storage.models import StaffMember
 
     async def work(db: AsyncSession) -> bool:
@@ -110,6 +115,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
         if staff is None:
             return False
         staff.failed_logins, staff.locked_until = 0, None
+        await throttle.clear_login(db, args.login)  # every address's waits for this login
         return True
 
     if not _run(args, work):
@@ -146,7 +152,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     passwd.add_argument("login")
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(func=cmd_passwd)
-    unlock = staff_sub.add_parser("unlock", help="clear a lock-out after failed logins")
+    unlock = staff_sub.add_parser("unlock", help="clear the login throttle after failed logins")
     unlock.add_argument("login")
     unlock.set_defaults(func=cmd_unlock)
     staff_sub.add_parser("list", help="list staff accounts").set_defaults(func=cmd_list)

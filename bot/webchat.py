@@ -3,12 +3,15 @@
 The browser posts what a person types (``/webchat/send``) and polls what was delivered to them
 (``/webchat/messages``). Delivery to the web channel is the outbox row turning ``sent``: the sender
 below only stamps it. Anyone can act as anyone here, so it is served only with
-``[server] playground = true`` (the demo and the tests).
+``[server] playground = true`` (the demo and the tests), which the settings refuse next to a real
+channel or any ``[[staff]]``, and ``craftlink serve`` on a database with real-channel people,
+unless ``server.playground_with_real_channels`` says so; start-up logs a WARNING while it is on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import uuid
 from pathlib import Path
@@ -17,12 +20,15 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
+from bot.intake import BadMessage
 from bot.keys import clock_key, intake_key, read_sessions_key, senders_key, settings_key
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+from handlers.settings import demo_mode
 from storage.models import Craftsman, Enterprise, Identity, OutboxMessage, OutboxState, Person, StaffMember
 
 STATIC = Path(__file__).with_name("static")
 MAX_TEXT = 2000
+log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
 
 
@@ -91,6 +97,8 @@ async def send(request: web.Request) -> web.Response:
                           received_at=request.app[clock_key].now())
     try:
         new = await request.app[intake_key].accept(msg)
+    except BadMessage as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
     except ConnectionError:
         raise web.HTTPServiceUnavailable(text="storage unavailable, retry") from None
     return web.json_response({"ok": True, "duplicate": not new, "id": msg_id})
@@ -174,8 +182,12 @@ async def media(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     app[senders_key][Channel.WEB] = WebSender()
-    if not app[settings_key].server.playground:
+    settings = app[settings_key]
+    if not settings.server.playground:
         return
+    log.warning("PLAYGROUND ON: /playground and /webchat/* let anyone who reaches %s act as any web-chat user%s",
+                settings.server.public_url,
+                "" if demo_mode(settings) else " — NEXT TO REAL CHANNELS (server.playground_with_real_channels)")
     app.router.add_get("/playground", playground)
     app.router.add_get("/webchat/people", people)
     app.router.add_post("/webchat/send", send)

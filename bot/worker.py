@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -23,10 +23,11 @@ from bot.channels.base import ChannelSender
 from bot.passive import PassiveReplies, Reserved
 from bot.pump import ConversationPump
 from bot.writegate import NO_GATE, WriteGate
+from handlers.failures import message_failed
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from handlers.outbox import Outbox
-from handlers.pipeline import SORRY, handle_incoming, identify
-from handlers.ratelimit import NOTICE, RateLimiter, Verdict
+from handlers.pipeline import handle_incoming, identify
+from handlers.ratelimit import LIMITED, NOTICE, RateLimiter
 from handlers.services import Services
 from storage.db import dialect_of
 from storage.models import InboxMessage, InboxState, Person, Role
@@ -142,6 +143,7 @@ class InboxWorker(ConversationPump):
         platform) happens outside it, so it never holds SQLite's write lock, and then it is handled.
         """
         reserved: Reserved | None = None
+        limited = False
         try:
             async with self._gate.hold(), self._sessions() as session, session.begin():
                 started = time.perf_counter()
@@ -156,31 +158,35 @@ class InboxWorker(ConversationPump):
                     fetch_first = False
                     if msg.media_path and not (row.payload or {}).get("media_path"):
                         row.payload = {**(row.payload or {}), "media_path": msg.media_path}
-                    verdict = self._limiter.check(row.channel, row.sender, row.received_at)
                     ctx = None
-                    limited = verdict is not Verdict.ALLOW and await self._over_limit(session, msg, verdict)
-                    if limited:
-                        row.error = "rate_limited"  # kept for the record, not handled
-                    else:
+                    until = await self._limiter.wait_until(session, row, self._services.clock.now())
+                    limited = until is not None and await self._hold_back(session, row, msg, until)
+                    if not limited:
                         ctx = await handle_incoming(session, self._services, msg)
-                    if ctx is not None and self._passive is not None and self._passive.waiting(msg):
-                        reserved = await self._passive.reserve(session, msg, ctx.outbox.rows)
-                    row.state = InboxState.DONE.value
-                    row.handled_at = self._services.clock.now()
-                    row.attempts += 1
-                    waited = (row.handled_at - row.received_at).total_seconds()
-                    following = await self._next_due(session, row)
+                        if ctx is not None and self._passive is not None and self._passive.waiting(msg):
+                            reserved = await self._passive.reserve(session, msg, ctx.outbox.rows)
+                        row.state = InboxState.DONE.value
+                        row.handled_at = self._services.clock.now()
+                        row.attempts += 1
+                        waited = (row.handled_at - row.received_at).total_seconds()
+                        following = await self._next_due(session, row)
             if fetch_first:
                 return await self._with_media(row_id, msg, attempts)
+            if limited:  # kept, pending until the sender's minute has room; the conversation waits behind it
+                if self._passive is not None:
+                    await self._passive.handled(msg, None)  # no reply of its own now: the callback need not wait
+                metrics.HANDLING_SECONDS.labels("limited").observe(time.perf_counter() - started)
+                self._services.on_outbox()
+                return None
             if self._passive is not None:
                 await self._passive.handled(msg, reserved)
             self.handled += 1
             elapsed = time.perf_counter() - started
-            metrics.HANDLING_SECONDS.labels("limited" if limited else "done").observe(elapsed)
+            metrics.HANDLING_SECONDS.labels("done").observe(elapsed)
             metrics.INBOX_WAIT_SECONDS.observe(max(0.0, waited))
             log.debug("handled inbox %s", row_id, extra={"channel": msg.channel.value, "event": "inbox.handled",
-                                                         "outcome": "limited" if limited else "done"})
-            if limited or (ctx is not None and ctx.outbox.written):
+                                                         "outcome": "done"})
+            if ctx is not None and ctx.outbox.written:
                 self._services.on_outbox()
             return following
         except Exception as exc:
@@ -207,16 +213,25 @@ class InboxWorker(ConversationPump):
             return None
         return int(nxt[0])
 
-    async def _over_limit(self, session: AsyncSession, msg: IncomingMessage, verdict: Verdict) -> bool:
-        """True if ``msg`` is dropped for flooding (staff are never limited); the first drop is answered."""
+    async def _hold_back(self, session: AsyncSession, row: InboxMessage, msg: IncomingMessage,
+                         until: datetime) -> bool:
+        """Keep a flooding sender's message pending until ``until`` (staff are never held back).
+
+        The first held message of a flood earns the sender one polite notice (handlers/ratelimit.py).
+        """
         identity = await identify(session, self._services, msg)
         if identity is None:
             return False  # handle_incoming ignores it anyway
         person = await session.get(Person, identity.person_id)
         if person is not None and person.role == Role.STAFF.value:
             return False
+        row.not_before = until
+        if row.error == LIMITED:
+            return True  # held back before (clocks of two instances disagree a little): told already
+        first = not await self._limiter.already_told(session, row)
+        row.error = LIMITED
         metrics.RATE_LIMITED.labels(msg.channel.value).inc()
-        if verdict is Verdict.NOTIFY:
+        if first:
             log.info("sender rate limited", extra={"channel": msg.channel.value, "event": "inbox.rate_limited"})
             await Outbox(session, self._services.clock).to_identity(identity, NOTICE)
         return True
@@ -227,7 +242,8 @@ class InboxWorker(ConversationPump):
         return await session.scalar(stmt, {"row_id": row_id})
 
     async def _failed(self, row_id: int, exc: Exception) -> None:
-        """Back off and retry; after the last attempt the sender is told politely and staff are alerted."""
+        """Back off and retry; after the last attempt the message is ``failed``: handlers/failures.py tells the
+        sender (one apology per burst) and staff (one grouped alert per window), never one per message."""
         max_attempts = self._services.settings.bot.inbox_max_attempts
         now = self._services.clock.now()
         try:
@@ -242,21 +258,10 @@ class InboxWorker(ConversationPump):
                     return
                 row.state = InboxState.FAILED.value
                 row.handled_at = now
-                await self._tell_failure(session, row)
+                await message_failed(session, self._services, row)  # one apology per burst, grouped alert
             self._services.on_outbox()
         except Exception:
             log.exception("could not record the failure of inbox %s", row_id)
-
-    async def _tell_failure(self, session: AsyncSession, row: InboxMessage) -> None:
-        from storage.models import Identity
-
-        outbox = Outbox(session, self._services.clock)
-        identity = await session.scalar(
-            select(Identity).where(Identity.channel == row.channel, Identity.channel_user_id == row.sender)
-        )
-        if identity is not None:
-            await outbox.to_identity(identity, SORRY)
-        await outbox.to_staff(f"⚠️ 一条来自 {row.channel} 的消息多次处理失败（收件箱 #{row.id}）：{row.error[:200]}")
 
 
 worker_key = web.AppKey("inbox_worker", InboxWorker)

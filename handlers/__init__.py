@@ -1,10 +1,15 @@
-"""The domain. ``build_router`` is the one visible place where every role's flows are composed."""
+"""The domain. ``build_router`` is the one visible place where every role's flows are composed, and
+``build_timers`` the one place where every kind of timer gets its handler."""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 from handlers.router import Router
+
+if TYPE_CHECKING:
+    from handlers.timers import TimerRegistry
 
 
 @cache
@@ -36,3 +41,26 @@ def build_router() -> Router:
         menu.router,
         mobilisation.router,
     )
+
+
+def build_timers() -> TimerRegistry:
+    """Every timer kind and its handler. A new kind is added here, or its timers stay pending (and show
+    on ``/metrics`` as ``craftlink_timers_unhandled``) instead of firing. A fresh registry per call: the
+    app builds one at start (``bot/app.py::create_app``) and hands it to the poller."""
+    from handlers import dispatch, failures, reminders
+    from handlers.staff import mobilisation
+    from handlers.timers import TimerRegistry
+
+    return TimerRegistry({
+        dispatch.OFFER_SEND: dispatch.on_offer_send,
+        dispatch.OFFER_TIMEOUT: dispatch.on_offer_timeout,
+        reminders.PROGRESS_NUDGE: reminders.on_progress_nudge,
+        reminders.PROGRESS_ESCALATE: reminders.on_progress_escalate,
+        reminders.APPOINTMENT_EVE: reminders.on_appointment_eve,
+        reminders.APPOINTMENT_SOON: reminders.on_appointment_soon,
+        reminders.FEEDBACK_NUDGE: reminders.on_feedback_nudge,
+        reminders.FEEDBACK_CLOSE: reminders.on_feedback_close,
+        reminders.ENTERPRISE_FOLLOWUP: reminders.on_enterprise_followup,
+        mobilisation.DEADLINE: mobilisation.report,
+        failures.ALERT: failures.send_failure_alert,
+    })

@@ -3,10 +3,17 @@
 The index (``handlers.matching.MatchIndex``) is built once per process and refreshed when the roster
 changes (a cheap fingerprint query per dispatch), so a roster import takes effect without a restart.
 The dynamic part (load, recent offers, response history, rating, leave) is read fresh each time.
+
+Off the event loop: building the index, classifying a text and ranking are pure CPU work on data
+already read, so they run on a worker thread (``asyncio.to_thread``); only the database reads run on
+the loop, before. The GIL is shared, but it switches every 5 ms, so the loop keeps answering callbacks,
+``/healthz`` and other people's messages while a long request or a rebuild is analysed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from datetime import datetime, timedelta
 
 from sqlalchemy import case as sql_case
@@ -26,6 +33,11 @@ from storage.models import ACTIVE_STATES, Case, CaseState, Craftsman, Offer, Off
 
 _index: MatchIndex | None = None
 _fingerprint: tuple[object, ...] | None = None
+_installed = 0  # generation of _index: an older build finishing late never replaces a newer one
+_generation = 0  # of the newest build started
+# The build in progress, shared by every request that needs the same roster meanwhile. A thread-safe
+# future (it must not belong to one event loop); None as its result means "that build failed".
+_building: tuple[tuple[object, ...], concurrent.futures.Future[MatchIndex | None]] | None = None
 
 
 async def _roster_fingerprint(session: AsyncSession) -> tuple[object, ...]:
@@ -66,18 +78,44 @@ async def _profiles(session: AsyncSession) -> list[CraftsmanProfile]:
     ]
 
 
+def _build(profiles: list[CraftsmanProfile]) -> MatchIndex:
+    return MatchIndex(shipped_taxonomy(), profiles)
+
+
 async def match_index(session: AsyncSession) -> MatchIndex:
-    """The process-wide index, rebuilt when the roster (or the set of solved cases) changed."""
-    global _index, _fingerprint
+    """The process-wide index, rebuilt (on a thread) when the roster or the set of solved cases changed."""
+    global _index, _fingerprint, _installed, _generation, _building
     fp = await _roster_fingerprint(session)
-    if _index is None or fp != _fingerprint:
-        _index = MatchIndex(shipped_taxonomy(), await _profiles(session))
-        _fingerprint = fp
-    return _index
+    if _index is not None and fp == _fingerprint:
+        return _index
+    pending = _building
+    if pending is not None and pending[0] == fp:
+        # shield: a waiter being cancelled must not cancel the build the others wait for.
+        shared = await asyncio.shield(asyncio.wrap_future(pending[1]))
+        if shared is not None:
+            return shared
+    _generation += 1
+    generation = _generation
+    future: concurrent.futures.Future[MatchIndex | None] = concurrent.futures.Future()
+    _building = (fp, future)
+    try:
+        index = await asyncio.to_thread(_build, await _profiles(session))
+    except BaseException:
+        future.set_result(None)  # the waiters build their own
+        raise
+    finally:
+        if _building is not None and _building[1] is future:
+            _building = None
+    future.set_result(index)
+    if generation > _installed:
+        _index, _fingerprint, _installed = index, fp, generation
+    return index
 
 
 async def classify(session: AsyncSession, text: str) -> Classification:
-    return (await match_index(session)).classify(text)
+    """The trade group of a request text (see ``MatchIndex.classify``), computed on a thread."""
+    index = await match_index(session)
+    return await asyncio.to_thread(index.classify, text)
 
 
 async def statuses(session: AsyncSession, now: datetime) -> dict[str, CraftsmanStatus]:
@@ -144,13 +182,15 @@ async def rank(
     index = await match_index(session)
     text = case.text if not case.trade_group else f"{case.trade_group} {case.text}"
     request = MatchRequest(text=text, region=case.address or case.region, mode=case.mode)
-    return index.match(
-        request, top_k=top_k, status=await statuses(session, now), exclude={str(e) for e in exclude}
+    status = await statuses(session, now)  # read on the loop; only the ranking runs on the thread
+    return await asyncio.to_thread(
+        index.match, request, top_k=top_k, status=status, exclude={str(e) for e in exclude}
     )
 
 
 def reset_index() -> None:
     """Forget the cached index (tests that swap databases call this)."""
-    global _index, _fingerprint
+    global _index, _fingerprint, _building
     _index = None
     _fingerprint = None
+    _building = None

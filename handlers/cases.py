@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import HandlerContext, UserError
+from handlers.parsing import case_number
 from storage.models import (
     ACTIVE_STATES,
     CASE_NUMBER_OFFSET,
@@ -80,8 +81,8 @@ def mode_label(mode: str) -> str:
 
 
 async def get_case(session: AsyncSession, number: int | None) -> Case:
-    if number is None:
-        raise UserError("请带上案件编号，例如「查 1024」。")
+    """The case with this number; a missing, out-of-range or unknown number is a polite UserError."""
+    number = case_number(number)
     case = await session.get(Case, number_to_id(number))
     if case is None or case.state == CaseState.DRAFT:
         raise UserError(f"没有找到案件 #{number}，请检查编号。")

@@ -129,7 +129,6 @@ async def send_offer(ctx: HandlerContext, case: Case, offer: Offer, *, reasons: 
     )
 
 
-@timers.on_timer(OFFER_SEND)
 async def on_offer_send(ctx: HandlerContext, timer: Timer) -> None:
     """The craftsman's quiet hours ended: send the offer that waited, if it is still open."""
     offer = await ctx.session.get(Offer, timer.offer_id)
@@ -187,7 +186,6 @@ async def withdraw_pending(ctx: HandlerContext, case: Case, *, state: OfferState
     await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT, OFFER_SEND])
 
 
-@timers.on_timer(OFFER_TIMEOUT)
 async def on_offer_timeout(ctx: HandlerContext, timer: Timer) -> None:
     """No answer in time: the offer expires and the next candidate gets it."""
     offer = await ctx.session.get(Offer, timer.offer_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -10,12 +9,12 @@ from sqlalchemy import select
 from handlers.cases import add_event, get_case, transition
 from handlers.context import HandlerContext, UserError
 from handlers.messages import Button
+from handlers.parsing import rating_question, read_rating
 from handlers.router import Command, Router
 from storage.models import Case, CaseState, Feedback, Mode, PointsEntry, Role
 
 router = Router("enterprise.feedback")
 RATING = "rating"
-_DIGIT = re.compile(r"^\s*([1-5])\s*(?:分|星)?[\s，,。.]*(.*)$", re.S)
 
 
 def rating_buttons(number: int) -> list[Button]:
@@ -84,11 +83,14 @@ async def rate(ctx: HandlerContext, cmd: Command) -> None:
     case = await get_case(ctx.session, cmd.number)
     if case.requester_id != ctx.person.id and case.enterprise_id != ctx.person.enterprise_id:
         raise UserError(f"案件 #{case.number} 不是贵单位的案件。")
-    m = _DIGIT.match(cmd.rest)
-    if not m:
-        raise UserError(f"请打 1–5 分，例如「评价 {case.number} 5 师傅很专业」。")
-    rating = int(m.group(1))
-    await record_rating(ctx, case, rating, m.group(2).strip())
+    answer = read_rating(cmd.rest)
+    example = f"评价 {case.number} 5 师傅很专业"
+    if answer is None:
+        raise UserError(f"请打 1–5 分，例如「{example}」。")
+    if answer.value is None:
+        raise UserError(rating_question(answer.typed, example))
+    rating = answer.value
+    await record_rating(ctx, case, rating, answer.comment)
     ctx.tap_outcome = rated_label(rating)
     if ctx.dialog.flow == RATING:
         await ctx.dialog.clear()
@@ -97,8 +99,12 @@ async def rate(ctx: HandlerContext, cmd: Command) -> None:
 
 @router.dialog(RATING, ttl=timedelta(days=3))
 async def rating_reply(ctx: HandlerContext, text: str) -> None:
-    """After 完成, a reply of just a digit (optionally with a comment) is the rating."""
-    m = _DIGIT.match(text)
+    """After 完成, a reply of just a score 1–5 (optionally with a comment) is the rating.
+
+    A bare number that is not a score (「10」, 「5.5」, 「0」) is asked about and nothing is recorded;
+    a number running into other text (「10点前能来吗」, 「3号线」) is a message, not a rating.
+    """
+    answer = read_rating(text)
     case = await ctx.session.get(Case, int(ctx.dialog.data["case_id"]))
     if case is None or case.state != CaseState.RESOLVED:
         await ctx.dialog.clear()
@@ -106,15 +112,17 @@ async def rating_reply(ctx: HandlerContext, text: str) -> None:
 
         await enterprise_text(ctx, text)
         return
-    if not m:
-        # Not a digit: the conversation goes on (a question to the craftsman, a new request).
+    if answer is not None and answer.value is None and not answer.attached and not answer.comment:
+        raise UserError(rating_question(answer.typed, "5"))  # the dialog stays: the next reply may be the score
+    if answer is None or answer.value is None or answer.attached:
+        # Not a score: the conversation goes on (a question to the craftsman, a new request).
         await ctx.dialog.clear()
         from handlers.enterprise.chat import enterprise_text
 
         await enterprise_text(ctx, text)
         return
     await ctx.dialog.clear()
-    await record_rating(ctx, case, int(m.group(1)), m.group(2).strip())
+    await record_rating(ctx, case, answer.value, answer.comment)
     await ctx.reply(f"感谢评价！案件 #{case.number} 已结案。有新的问题随时发给我。")
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from handlers.cases import add_event, transition
 from handlers.context import HandlerContext, UserError
 from handlers.dispatch import make_offer
+from handlers.parsing import record_id
 from handlers.router import Command, Router
 from storage.models import Case, CaseState, Craftsman, Enterprise, MenuItem, Mode, Person, Role
 
@@ -29,7 +30,8 @@ async def craftsman_menu(ctx: HandlerContext, cmd: Command) -> None:
         await ctx.reply(f"已发布服务菜单 {item.id}：{title}。企业回复「预约 {item.id}」即可直接向您下单。")
         return
     if action in ("删除", "下架"):
-        found = await ctx.session.get(MenuItem, int(rest)) if rest.strip().isdigit() else None
+        item_id = record_id(rest)
+        found = await ctx.session.get(MenuItem, item_id) if item_id is not None else None
         if found is None or found.craftsman_id != ctx.person.id or not found.active:
             raise UserError("没有找到您的这条菜单，请检查编号（回复「菜单」查看）。")
         found.active = False

@@ -18,7 +18,9 @@ async def release_held(session: AsyncSession, identity: Identity, now: datetime)
     """The person wrote again, so the platform accepts messages to them again: send what was held.
 
     Only identities flagged by the sender pay the UPDATE; the released rows keep their ids, so they go
-    out before anything written in reply to this new message.
+    out before anything written in reply to this new message. Their ``created_at`` becomes now: the
+    outbox's delivery horizon (``bot.outbox_retry_hours``) counts from it, and a message held for days
+    must get a full horizon once it may be sent.
     """
     if not identity.extra.get(HELD_FLAG):
         return 0
@@ -26,7 +28,7 @@ async def release_held(session: AsyncSession, identity: Identity, now: datetime)
         update(OutboxMessage)
         .where(OutboxMessage.channel == identity.channel, OutboxMessage.address == identity.channel_user_id,
                OutboxMessage.state == OutboxState.HELD.value)
-        .values(state=OutboxState.PENDING.value, next_attempt_at=now, attempts=0)
+        .values(state=OutboxState.PENDING.value, next_attempt_at=now, created_at=now, attempts=0)
         .execution_options(synchronize_session=False)
     )
     identity.extra = {k: v for k, v in identity.extra.items() if k != HELD_FLAG}

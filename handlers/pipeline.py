@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import build_router
@@ -12,15 +13,39 @@ from handlers.dialogs import DialogView
 from handlers.messages import IncomingKind, IncomingMessage, card_update
 from handlers.outbox import Outbox, release_held
 from handlers.services import Services
+from storage.db import dialect_of
 from storage.models import IDENTITY_OF, Identity, Person, Role
 
 log = logging.getLogger(__name__)
 SORRY = "抱歉，系统暂时出了点问题，您的消息没能处理。工作人员已收到提醒，请稍后再试。"
 
 
+# One person may write on several channels: several conversations, which the inbox claim lets run at
+# once. Their handling transactions take a transaction-scoped advisory lock on the person before reading
+# or writing anything of theirs (dialog, cases), so they run one after the other and each sees what the
+# other committed. An advisory lock rather than ``SELECT … FOR UPDATE`` on the person's row: handlers
+# update *other* people's rows too (accepting an offer writes the requester's), and a row lock taken at
+# the start would turn every such pair into a deadlock; the advisory key is taken by nothing else.
+# SQLite has one writer and every transaction there begins IMMEDIATE: serialised already.
+_PERSON_LOCK_SPACE = 0x4350  # first key of pg_advisory_xact_lock(int, int): "CP", craftlink person
+_LOCK_PERSON = text("SELECT pg_advisory_xact_lock(:space, :person_id)")
+
+
+async def lock_person(session: AsyncSession, person_id: int) -> None:
+    """Serialise ``person_id``'s handling until the transaction ends (PostgreSQL; a no-op on SQLite)."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(_LOCK_PERSON, {"space": _PERSON_LOCK_SPACE, "person_id": person_id})
+
+
 async def identify(session: AsyncSession, services: Services, msg: IncomingMessage) -> Identity | None:
-    """The identity behind a message; an unknown sender becomes a new enterprise contact (or is ignored)."""
+    """The identity behind a message; an unknown sender becomes a new enterprise contact (or is ignored).
+
+    A known sender's person row is locked first (:func:`lock_person`): call this before loading
+    anything of the person's in the transaction.
+    """
     identity = await session.scalar(IDENTITY_OF, {"channel": msg.channel.value, "user_id": msg.sender})
+    if identity is not None:
+        await lock_person(session, identity.person_id)
     now = services.clock.now()
     if identity is None:
         if services.settings.bot.unknown_user_role == "ignore" and msg.channel.value in ("wecom", "dingtalk"):

@@ -17,25 +17,16 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from handlers import timers
+from handlers import parsing, timers
 from handlers.context import HandlerContext
 from handlers.settings import Settings
 from storage.models import Person, Timer
 
+# The format lives with the other bounded parsers; a person's own window also has bounds there
+# (handlers.parsing.parse_quiet_hours). ParseError is a ValueError.
 Window = tuple[time, time]
-
-
-def parse_window(text: str) -> Window:
-    """``"22:00-07:30"`` → (22:00, 07:30); raises ValueError on anything else."""
-    start, sep, end = text.replace("–", "-").replace("—", "-").replace("～", "-").replace("~", "-").partition("-")
-    if not sep:
-        raise ValueError(text)
-    return _hhmm(start), _hhmm(end)
-
-
-def _hhmm(text: str) -> time:
-    hh, _, mm = text.strip().replace("：", ":").partition(":")
-    return time(int(hh), int(mm or 0))
+parse_window = parsing.parse_window
+_hhmm = parsing.parse_hhmm
 
 
 def window_of(person: Person | None, settings: Settings) -> Window | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from handlers.context import HandlerContext, UserError
-from handlers.quiet import parse_window, window_of
+from handlers.context import HandlerContext
+from handlers.parsing import parse_quiet_hours
+from handlers.quiet import window_of
 from handlers.router import Command, Router
 from storage.models import Role
 
@@ -17,7 +18,7 @@ _DEFAULT = {"默认", "恢复", "恢复默认", "开", "打开", "on"}
 async def quiet_hours(ctx: HandlerContext, cmd: Command) -> None:
     """Show, set (``免打扰 22:00-07:00``), reset (``免打扰 默认``) or switch off (``免打扰 关``) quiet hours."""
     person = ctx.person
-    arg = cmd.raw[len(cmd.name):].replace(" ", "").lower()  # not cmd.rest: 「22:00」 would parse as case 22
+    arg = cmd.tail.replace(" ", "").lower()  # not cmd.rest: 「22:00」 would parse as case 22
     default = ctx.settings.timers.quiet_hours
     if not arg:
         window = window_of(person, ctx.settings)
@@ -33,12 +34,7 @@ async def quiet_hours(ctx: HandlerContext, cmd: Command) -> None:
         person.quiet_off, person.quiet_start, person.quiet_end = False, None, None
         await ctx.reply(f"已恢复默认免打扰时段 {default}。")
         return
-    try:
-        start, end = parse_window(arg)
-    except ValueError:
-        raise UserError("时间格式不对，请写成「免打扰 22:00-07:00」，或「免打扰 关」。") from None
-    if start == end:
-        raise UserError("开始和结束时间不能相同。关闭免打扰请发「免打扰 关」。")
+    start, end = parse_quiet_hours(arg)  # format and bounds; a ParseError is the polite answer
     person.quiet_off = False
     person.quiet_start, person.quiet_end = f"{start:%H:%M}", f"{end:%H:%M}"
     await ctx.reply(f"好的，{start:%H:%M}–{end:%H:%M} 不再发送一般提醒，时段结束后再发给您。"

@@ -1,63 +1,71 @@
-"""Per-sender flood control: at most N messages per sliding minute, one polite notice per flood.
+"""Per-sender flood control: a flood is slowed to N messages a minute, never erased.
 
-The window is counted on each message's *arrival* time (``received_at``), not on when it is handled,
-so a backlog after downtime is not mistaken for a flood. A sender over the limit has the extra
-messages recorded but not handled; the first of them in a flood earns one notice, further ones are
-silent until the sender is back under the limit (then a new flood earns a new notice). Other senders
-are never affected: the state is per ``(channel, sender)``.
+Counted from the inbox itself, so it holds across instances and restarts and counts *messages*, not
+handling attempts (a message that fails and is retried is still one row):
 
-The state lives in the process (the inbox worker owns one limiter). With N instances each one
-counts the messages it handles, so the effective limit is between N and N× the setting; the point
-is protecting the handlers from a runaway client, not exact accounting.
+- A message is part of a **flood** when its sender's conversation has N earlier messages that
+  *arrived* less than a minute before it. Arrival time, so a backlog after downtime (messages sent
+  at a normal pace, handled late) is not a flood.
+- A flood is **paced** on handling time: a message of a flood may be handled once the N-th earlier
+  message of its conversation was handled a minute ago or more. Until then it stays pending with
+  ``not_before`` set to that moment, and — being the oldest pending message of its conversation —
+  holds the later ones back, so the flood is handled in order, N a minute.
+- The first message of a flood that has to wait earns the sender one polite notice; the delayed
+  message is marked ``error = "rate_limited"``, and a flood with such a mark in the minute before
+  it is already told.
+
+Only the oldest pending message of a conversation is ever checked (the worker's claim), so the
+check needs just the N-th earlier row of the conversation: one indexed lookup.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
+
+from sqlalchemy import bindparam, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboxMessage
 
 WINDOW = timedelta(minutes=1)
-MAX_TRACKED = 50_000  # senders remembered at once; the stalest are forgotten first
-NOTICE = "您发送消息太频繁了，请稍等一分钟再发。这段时间内多发的消息没有被处理，重要内容请稍后重新发送。"
+LIMITED = "rate_limited"  # InboxMessage.error of a message the limiter delayed (kept after it is handled)
+NOTICE = "您发送消息太频繁了，请稍等一分钟。您的消息都已收到，会在稍后按顺序处理，无需重新发送。"
 
-
-class Verdict(Enum):
-    ALLOW = "allow"
-    NOTIFY = "notify"  # over the limit, first time in this flood: drop and tell the sender once
-    DROP = "drop"  # over the limit, already told
-
-
-@dataclass
-class _Sender:
-    times: deque[datetime] = field(default_factory=deque)
-    notified: bool = False
-    last: datetime | None = None
+_TOLD = select(exists().where(
+    InboxMessage.conversation == bindparam("conversation"),
+    InboxMessage.id < bindparam("row_id"),
+    InboxMessage.received_at > bindparam("since"),
+    InboxMessage.error == LIMITED,
+))
 
 
 class RateLimiter:
     def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._senders: dict[tuple[str, str], _Sender] = {}
+        self.per_minute = per_minute  # 0 switches flood control off
+        # The N-th earlier message of the conversation; built once (hot path, docs/benchmarks.md).
+        self._nth_earlier = (
+            select(InboxMessage.received_at, InboxMessage.handled_at)
+            .where(InboxMessage.conversation == bindparam("conversation"), InboxMessage.id < bindparam("row_id"))
+            .order_by(InboxMessage.id.desc())
+            .offset(max(0, per_minute - 1))
+            .limit(1)
+        )
 
-    def check(self, channel: str, sender: str, at: datetime) -> Verdict:
-        """Record a message from ``sender`` that arrived at ``at`` and say what to do with it."""
+    async def wait_until(self, session: AsyncSession, row: InboxMessage, now: datetime) -> datetime | None:
+        """When ``row`` (the oldest pending message of its conversation) may be handled, if not now."""
         if self.per_minute <= 0:
-            return Verdict.ALLOW
-        key = (channel, sender)
-        state = self._senders.pop(key, None) or _Sender()
-        self._senders[key] = state  # re-insert: dict order is least recently seen first
-        state.last = at
-        while state.times and at - state.times[0] >= WINDOW:
-            state.times.popleft()
-        if len(self._senders) > MAX_TRACKED:
-            self._senders.pop(next(iter(self._senders)))
-        if len(state.times) < self.per_minute:
-            state.times.append(at)
-            state.notified = False
-            return Verdict.ALLOW
-        if state.notified:
-            return Verdict.DROP
-        state.notified = True
-        return Verdict.NOTIFY
+            return None
+        nth = (await session.execute(self._nth_earlier, {"conversation": row.conversation, "row_id": row.id})).first()
+        if nth is None:
+            return None
+        received, handled = nth
+        if received <= row.received_at - WINDOW:
+            return None  # fewer than N messages in the minute before this one: not a flood
+        if handled is None or handled <= now - WINDOW:
+            return None  # a flood, but its last minute had room: it goes on at N a minute
+        return handled + WINDOW
+
+    async def already_told(self, session: AsyncSession, row: InboxMessage) -> bool:
+        """True if an earlier message of this flood was delayed, so its sender has had the notice."""
+        return bool(await session.scalar(_TOLD, {"conversation": row.conversation, "row_id": row.id,
+                                                 "since": row.received_at - WINDOW}))

@@ -102,7 +102,6 @@ async def _case(ctx: HandlerContext, timer: Timer) -> Case | None:
     return await ctx.session.get(Case, timer.case_id) if timer.case_id else None
 
 
-@timers.on_timer(PROGRESS_NUDGE)
 async def on_progress_nudge(ctx: HandlerContext, timer: Timer) -> None:
     """24 h without progress: ask the craftsman, with one-tap answers."""
     case = await _case(ctx, timer)
@@ -118,7 +117,6 @@ async def on_progress_nudge(ctx: HandlerContext, timer: Timer) -> None:
     await add_event(ctx, ctx.session, case, "nudge", at=ctx.now(), detail="提醒师傅更新进展")
 
 
-@timers.on_timer(PROGRESS_ESCALATE)
 async def on_progress_escalate(ctx: HandlerContext, timer: Timer) -> None:
     """48 h without progress: staff are told."""
     case = await _case(ctx, timer)
@@ -148,19 +146,16 @@ async def _appointment_reminder(ctx: HandlerContext, timer: Timer, when_text: st
         await ctx.outbox.to_person(pid, text, case_id=case.id)
 
 
-@timers.on_timer(APPOINTMENT_EVE)
 async def on_appointment_eve(ctx: HandlerContext, timer: Timer) -> None:
     """The evening before an on-site visit."""
     await _appointment_reminder(ctx, timer, "明天")
 
 
-@timers.on_timer(APPOINTMENT_SOON)
 async def on_appointment_soon(ctx: HandlerContext, timer: Timer) -> None:
     """An hour before an on-site visit."""
     await _appointment_reminder(ctx, timer, "一小时后")
 
 
-@timers.on_timer(FEEDBACK_NUDGE)
 async def on_feedback_nudge(ctx: HandlerContext, timer: Timer) -> None:
     """24 h after 完成 without a rating: ask once more."""
     case = await _case(ctx, timer)
@@ -173,7 +168,6 @@ async def on_feedback_nudge(ctx: HandlerContext, timer: Timer) -> None:
     ), case)
 
 
-@timers.on_timer(FEEDBACK_CLOSE)
 async def on_feedback_close(ctx: HandlerContext, timer: Timer) -> None:
     """72 h without a rating: close as unrated (not as a score)."""
     case = await _case(ctx, timer)
@@ -184,7 +178,6 @@ async def on_feedback_close(ctx: HandlerContext, timer: Timer) -> None:
     await close_unrated(ctx, case)
 
 
-@timers.on_timer(ENTERPRISE_FOLLOWUP)
 async def on_enterprise_followup(ctx: HandlerContext, timer: Timer) -> None:
     """The craftsman's question has waited 24 working hours: a gentle reminder to the enterprise."""
     case = await _case(ctx, timer)

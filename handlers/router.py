@@ -6,25 +6,37 @@ sender's open dialog, else the role's fallback (relay to the current case, or a 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from handlers.context import HandlerContext
+from handlers.parsing import bounded_number, leading_number, normalise
 from storage.models import Role
-
-_COMMAND = re.compile(r"^\s*([\u4e00-\u9fffA-Za-z]+?)\s*(#?\d+)?(?:\s+(.*))?\s*$", re.S)
 
 
 @dataclass(frozen=True)
 class Command:
-    """A parsed command: ``完成 1024 用时3小时 说明`` → name 完成, number 1024, rest 用时3小时 说明."""
+    """A parsed command: ``完成 1024 用时3小时 说明`` → name 完成, number 1024, rest 用时3小时 说明.
+
+    The leading number is kept as the digits typed (``number_text``); :attr:`number` is the only way
+    to read it as an int and is bounded (``handlers.parsing.bounded_number``): a number too large for
+    the database is refused politely there, so no handler can pass an unbounded int to a query.
+    """
 
     name: str
-    number: int | None
+    number_text: str | None
     rest: str
     raw: str
+
+    @property
+    def number(self) -> int | None:
+        return None if self.number_text is None else bounded_number(self.number_text)
+
+    @property
+    def tail(self) -> str:
+        """Everything after the command word, as typed (for arguments that start with digits: 22:00, 2026-11)."""
+        return self.raw[len(self.name):].strip()
 
     @property
     def args(self) -> list[str]:
@@ -32,15 +44,15 @@ class Command:
 
 
 def parse_command(text: str, names: set[str]) -> Command | None:
-    """Split off a known command word; tolerate 「接单1024」, 「接单 #1024」 and full-width spaces."""
+    """Split off a known command word; tolerate 「接单1024」, 「接单 #1024」, 「接单 ＃１０２４」 and full-width spaces."""
     raw = text.replace("\u3000", " ").strip()
     for name in sorted(names, key=len, reverse=True):
         if raw == name or raw.startswith(name):
             tail = raw[len(name) :].strip()
-            m = re.match(r"^#?(\d+)\b\s*(.*)$", tail, re.S)
-            if m:
-                return Command(name, int(m.group(1)), m.group(2).strip(), raw)
-            if tail and raw[len(name)] not in " #" and not tail[0].isdigit() and name not in _FREE_TAIL:
+            digits, rest = leading_number(tail)
+            if digits is not None:
+                return Command(name, digits, rest, raw)
+            if tail and raw[len(name)] not in " #＃" and not normalise(tail[0]).isdigit() and name not in _FREE_TAIL:
                 continue  # 「完成了吗」 is not the command 完成
             return Command(name, None, tail, raw)
     return None

@@ -32,8 +32,12 @@ class ServerSettings:
     port: int = 8080
     public_url: str = "http://127.0.0.1:8080"  # how links in chat (login, DingTalk card taps) reach us
     max_body_bytes: int = 65536
+    read_timeout_s: float = 15.0  # a request body must have arrived this long after its headers, else 408
     instance_name: str = ""  # defaults to host:port; shown in job claims and logs
     playground: bool = False  # the web chat at /playground: anyone can act as anyone, so demo/test only
+    # The playground next to real channels, [[staff]] entries or a database with real-channel people
+    # is refused unless the operator says so here; even then no login link goes to a web identity.
+    playground_with_real_channels: bool = False
     role: str = "all"  # all | intake (store callbacks only) | worker (handle, send, schedule; no intake wake-ups)
 
 
@@ -59,7 +63,11 @@ class BotSettings:
     media_max_bytes: int = 10 * 1024 * 1024
     rate_limit_per_min: int = 20  # messages per sender per minute before we slow them
     inbox_max_attempts: int = 5
-    outbox_max_attempts: int = 8
+    failure_alert_min: int = 15  # staff get at most one alert about failed messages per this many minutes
+    outbox_retry_hours: float = 24.0  # a transiently failing reply is retried this long after it was written
+    outbox_lease_s: int = 60  # a claimed reply is left alone by other instances this long (> a whole send)
+    send_timeout_s: float = 10.0  # one platform API call (WeCom, WeChat, DingTalk) may take this long
+    channel_down_alert_min: int = 5  # staff are told once when a channel has been failing this long
 
 
 @dataclass
@@ -91,6 +99,7 @@ class TimerSettings:
     quarterly_cases: int = 10  # how many top-rated solved cases the quarterly collection lists
     digest_catch_up_days: int = 31  # a digest after downtime covers at most this many missed days
     report_link_hours: int = 72  # how long a signed report download link in chat stays valid
+    max_attempts: int = 5  # a timer whose handler keeps raising is tried this often (with backoff), then FAILED
 
 
 @dataclass
@@ -103,8 +112,9 @@ class HolidaySettings:
 class ConsoleSettings:
     secret_key: str = ""  # signs session cookies; required when serving (set CRAFTLINK_CONSOLE_SECRET_KEY)
     session_hours: int = 12
-    lockout_attempts: int = 5
-    lockout_minutes: int = 15
+    lockout_attempts: int = 5  # wrong passwords per (login, client address) before each try must wait
+    lockout_minutes: int = 15  # the longest such wait (it doubles from 1 s up to this)
+    client_address_header: str = ""  # behind a proxy: the header holding the client address (X-Forwarded-For)
     login_link_minutes: int = 10
     upload_max_bytes: int = 2 * 1024 * 1024
 
@@ -113,7 +123,7 @@ class ConsoleSettings:
 class StaffEntry:
     name: str = ""
     role: str = "staff"
-    channel: str = "web"
+    channel: str = ""  # required: wecom | wechat | dingtalk | web (web only with the demo playground)
     user_id: str = ""
 
 
@@ -169,6 +179,8 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.bot.timezone)
 
+
+STAFF_CHANNELS = ("wecom", "wechat", "dingtalk", "web")
 
 _REQUIRED_WHEN_ENABLED: dict[str, tuple[str, ...]] = {
     "wecom": ("corp_id", "agent_id", "secret", "token", "encoding_aes_key"),
@@ -275,12 +287,21 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"server.role: expected all, intake or worker, got {s.server.role!r}")
     if not 0 < s.server.port < 65536:
         raise ConfigError(f"server.port: expected 1-65535, got {s.server.port}")
+    if not 0 < s.server.read_timeout_s <= 600:
+        raise ConfigError(
+            f"server.read_timeout_s: expected more than 0 and at most 600 seconds, got {s.server.read_timeout_s}"
+        )
     if s.bot.offer_policy not in ("sequential", "parallel"):
         raise ConfigError(f"bot.offer_policy: expected sequential or parallel, got {s.bot.offer_policy!r}")
     if s.bot.unknown_user_role not in ("enterprise", "ignore"):
         raise ConfigError(f"bot.unknown_user_role: expected enterprise or ignore, got {s.bot.unknown_user_role!r}")
     if s.bot.offer_timeout_min <= 0 or s.bot.max_candidates <= 0:
         raise ConfigError("bot.offer_timeout_min and bot.max_candidates: expected positive integers")
+    _validate_delivery(s.bot)
+    if s.bot.failure_alert_min < 1:
+        raise ConfigError(f"bot.failure_alert_min: expected a positive number of minutes, got {s.bot.failure_alert_min}")
+    if s.timers.max_attempts < 1:
+        raise ConfigError(f"timers.max_attempts: expected a positive integer, got {s.timers.max_attempts}")
     for key in ("appointment_eve_at", "daily_digest_at", "monthly_report_at"):
         _check_time(f"timers.{key}", getattr(s.timers, key))
     start, _, end = s.timers.quiet_hours.partition("-")
@@ -290,11 +311,16 @@ def _validate(s: Settings) -> None:
         raise ConfigError(  # the platform gives up on a callback after 5 s and retries it
             f"wechat.passive_reply_ms: expected 0-4000 (the platform waits 5 s), got {s.wechat.passive_reply_ms}"
         )
+    if s.console.lockout_attempts < 0 or s.console.lockout_minutes <= 0:
+        raise ConfigError("console.lockout_attempts and console.lockout_minutes: expected >= 0 and > 0")
     for i, st in enumerate(s.staff):
         if st.role not in ("admin", "staff", "group_lead"):
             raise ConfigError(f"staff[{i}].role: expected admin, staff or group_lead, got {st.role!r}")
         if not st.name or not st.user_id:
             raise ConfigError(f"staff[{i}]: expected name and user_id")
+        if st.channel not in STAFF_CHANNELS:
+            raise ConfigError(f"staff[{i}].channel: expected one of {', '.join(STAFF_CHANNELS)}, got {st.channel!r}")
+    _check_playground(s)
     for section, required in _REQUIRED_WHEN_ENABLED.items():
         value = getattr(s, section)
         if value is None:
@@ -303,6 +329,49 @@ def _validate(s: Settings) -> None:
             if not getattr(value, key):
                 env_name = f"{ENV_PREFIX}{section}_{key}".upper()
                 raise ConfigError(f"{section}.{key}: required when [{section}] is present (or set {env_name})")
+
+
+def _validate_delivery(bot: BotSettings) -> None:
+    """The outbox's timings (bot/sender.py): a send must end inside its lease, and a resend after the
+    lease must fall inside WeCom's duplicate-check window (bot/channels/wecom_sender.py, 1800 s)."""
+    if not 0 < bot.send_timeout_s <= 120:
+        raise ConfigError(f"bot.send_timeout_s: expected a positive number of seconds up to 120, got {bot.send_timeout_s}")
+    if bot.outbox_lease_s < 2 * bot.send_timeout_s:
+        raise ConfigError(f"bot.outbox_lease_s: expected at least 2 × bot.send_timeout_s "
+                          f"({2 * bot.send_timeout_s:g} s), got {bot.outbox_lease_s}")
+    if bot.outbox_lease_s > 1800:
+        raise ConfigError(f"bot.outbox_lease_s: expected at most 1800 (WeCom's duplicate-check window), "
+                          f"got {bot.outbox_lease_s}")
+    if not 0.1 <= bot.outbox_retry_hours <= 720:
+        raise ConfigError(f"bot.outbox_retry_hours: expected 0.1 to 720 hours, got {bot.outbox_retry_hours}")
+    if bot.channel_down_alert_min < 1:
+        raise ConfigError(
+            f"bot.channel_down_alert_min: expected a positive number of minutes, got {bot.channel_down_alert_min}")
+
+
+def real_channels(s: Settings) -> list[str]:
+    """The configured platform channels (each one reaches real people)."""
+    return [name for name in ("wecom", "wechat", "dingtalk") if getattr(s, name) is not None]
+
+
+def _check_playground(s: Settings) -> None:
+    """The playground lets anyone act as any web-chat user, so it runs alone unless the operator opts in."""
+    if not s.server.playground or s.server.playground_with_real_channels:
+        return
+    if channels := real_channels(s):
+        raise ConfigError(
+            f"server.playground: refused next to real channels ([{'], ['.join(channels)}]): anyone could act as "
+            "anyone; turn it off, or set server.playground_with_real_channels = true")
+    if s.staff:  # real staff: on "web" anyone could act as them, elsewhere they make this a real database
+        raise ConfigError(
+            f"server.playground: refused with [[staff]] entries ({s.staff[0].name} on {s.staff[0].channel}, …): "
+            "anyone could act as staff; turn it off, or set server.playground_with_real_channels = true")
+
+
+def demo_mode(s: Settings) -> bool:
+    """The playground on its own (``make demo``, the tests): the only case in which a web-chat identity
+    may receive a console login link. The database check is ``craftlink serve``'s (bot/cli.py)."""
+    return s.server.playground and not s.server.playground_with_real_channels
 
 
 def load_settings(path: str | Path | None) -> Settings:

@@ -1,12 +1,14 @@
 """Timers are rows: scheduled in the transaction of what they belong to, fired once by the poller.
 
-Handlers register what a kind of timer does with :func:`on_timer`; ``scheduler/poller.py`` claims due
-rows and calls :func:`fire` inside one transaction per timer.
+What a kind of timer does is looked up in a :class:`TimerRegistry`, built explicitly in one place
+(``handlers/__init__.py::build_timers``, beside ``build_router``) and handed to the poller
+(``scheduler/poller.py``), which claims due rows and runs their handler in one transaction per timer.
+Nothing registers itself on import: a process knows every kind from the moment it starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,19 +19,26 @@ from handlers.context import HandlerContext
 from storage.models import Timer, TimerState
 
 TimerHandler = Callable[[HandlerContext, Timer], Awaitable[None]]
-_HANDLERS: dict[str, TimerHandler] = {}
 
 
-def on_timer(kind: str) -> Callable[[TimerHandler], TimerHandler]:
-    def register(fn: TimerHandler) -> TimerHandler:
-        _HANDLERS[kind] = fn
-        return fn
+class TimerRegistry:
+    """Timer kind → handler. A due timer of a kind not in the registry is left pending, never consumed."""
 
-    return register
+    def __init__(self, handlers: Mapping[str, TimerHandler] | None = None) -> None:
+        self._handlers: dict[str, TimerHandler] = {}
+        for kind, handler in (handlers or {}).items():
+            self.register(kind, handler)
 
+    def register(self, kind: str, handler: TimerHandler) -> None:
+        if kind in self._handlers:
+            raise ValueError(f"timer kind {kind!r} registered twice")
+        self._handlers[kind] = handler
 
-def handler_for(kind: str) -> TimerHandler | None:
-    return _HANDLERS.get(kind)
+    def handler_for(self, kind: str) -> TimerHandler | None:
+        return self._handlers.get(kind)
+
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self._handlers)
 
 
 def schedule(

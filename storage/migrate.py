@@ -1,4 +1,4 @@
-"""Alembic from code: ``upgrade`` to head and check that a database is current (for /readyz)."""
+"""Alembic from code: ``upgrade`` to head and check that a database is current (for /readyz and serve)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Is ``revision`` one of our migrations (False: a newer version of the code migrated the database)?"""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic's ResolutionError / CommandError for an id it does not have
+        return False
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

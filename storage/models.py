@@ -295,6 +295,9 @@ class InboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("channel", "platform_msg_id", name="uq_inbox_channel_msg"),
         Index("ix_inbox_pending", "state", "conversation", "id"),
+        # A conversation's history, newest first: the flood check (handlers/ratelimit.py) reads the N-th
+        # earlier message, the failure apology (handlers/failures.py) the burst's earlier failures.
+        Index("ix_inbox_conversation", "conversation", "id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))

@@ -18,6 +18,7 @@ from bot.sender import sender_key
 from bot.worker import worker_key
 from handlers.clock import ManualClock
 from scheduler.poller import poll_due_timers
+from scheduler.wiring import timers_key
 
 
 class Chat:
@@ -98,6 +99,6 @@ class Playground:
         """Move the clock and fire what fell due (the APScheduler job does this in production)."""
         if advance:
             self.clock.advance(advance)
-        fired = await poll_due_timers(self.app[sessions_key], self.app[services_key])
+        fired = await poll_due_timers(self.app[sessions_key], self.app[services_key], self.app[timers_key])
         await self.settle()
         return fired

@@ -102,6 +102,9 @@ def make_settings(db_url: str, tmp_path: Path, **sections: dict[str, object]) ->
         "bot": {"media_dir": str(tmp_path / "media")},
         "console": {"secret_key": "test-secret-key-0123456789abcdef"},
     }
+    if {"wecom", "wechat", "dingtalk"} & set(sections):
+        # Channel tests drive a platform fake and the playground side by side, on purpose.
+        raw["server"] = {**raw["server"], "playground_with_real_channels": True}  # type: ignore[dict-item]
     for name, values in sections.items():
         raw[name] = {**(raw.get(name) or {}), **values}  # type: ignore[dict-item]
     return parse_settings(raw, source="(tests)")

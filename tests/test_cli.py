@@ -64,6 +64,36 @@ def test_missing_config_file(tmp_path: Path) -> None:
     assert result.returncode == 2 and "config file not found" in result.stderr and "Traceback" not in result.stderr
 
 
+def _serve_fails_fast(cfg: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    import time
+
+    from benchmarks.serverproc import free_port
+
+    started = time.monotonic()
+    result = run("--config", str(cfg), "serve", "--port", str(free_port()))
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("revision", [None, "0001"], ids=["never-migrated", "older-revision"])
+async def test_serve_on_a_database_not_at_head_stops_with_one_line(tmp_path: Path, revision: str | None) -> None:
+    db = tmp_path / "craftlink.db"
+    db.touch()  # an empty SQLite file: what a forgotten ``db upgrade`` leaves
+    if revision is not None:
+        from storage.migrate import upgrade
+
+        engine = create_engine(f"sqlite+aiosqlite:///{db}")
+        await upgrade(engine, revision)
+        await engine.dispose()
+    cfg = write_config(tmp_path, f"sqlite+aiosqlite:///{db}")
+    result, took = _serve_fails_fast(cfg)
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"craftlink --config {cfg} db upgrade" in result.stderr
+    assert ("never been migrated" if revision is None else "revision 0001") in result.stderr
+    assert took < 10  # ~80 KB of tracebacks in 8 s, before
+
+
 def test_secrets_come_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRAFTLINK_WECOM_SECRET", "from-env")
     monkeypatch.setenv("CRAFTLINK_DATABASE_URL", "sqlite+aiosqlite:///env.db")

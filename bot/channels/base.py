@@ -7,6 +7,8 @@ the platform). Outbound, the outbox sender calls the adapter's :class:`ChannelSe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from handlers.messages import Channel, OutgoingMessage
@@ -21,11 +23,17 @@ class SendError(Exception):
 
 
 class TransientSendError(SendError):
-    """Try again later (rate limit, 5xx, timeout). ``retry_after`` overrides the backoff, in seconds."""
+    """Try again later (rate limit, 5xx, timeout). ``retry_after`` is the platform's hint, in seconds:
+    the outbox waits at least that long, and never less than its own backoff."""
 
     def __init__(self, code: str, message: str = "", *, retry_after: float | None = None) -> None:
         super().__init__(code, message)
         self.retry_after = retry_after
+
+
+class DeferredSendError(TransientSendError):
+    """Not a failure: our own pacing says "not before ``retry_after``" (WeCom's per-member limits). The
+    outbox retries exactly then, charges no attempt, and does not count it against the channel."""
 
 
 class PermanentSendError(SendError):
@@ -37,13 +45,40 @@ class HeldSendError(SendError):
     the message is held, visible to staff, and retried when the person writes again."""
 
 
+DELIVERY = "_delivery"  # the key of a :class:`Delivery` in ``extra``
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Names one outbox row across all its attempts, in every process (``extra[DELIVERY]``).
+
+    A sender that can make a resend recognisable uses it to send byte-identical requests for one
+    row (WeCom: the card ``task_id``, the duplicate-check interval), so the platform's duplicate
+    check drops a resend after a crash or a timeout, and two rows that happen to read the same are
+    still two messages.
+    """
+
+    row_id: int
+    created_at: datetime
+
+    @property
+    def token(self) -> str:
+        return f"{self.row_id}t{int(self.created_at.timestamp())}"
+
+
+def delivery_of(extra: dict[str, Any]) -> Delivery | None:
+    value = extra.get(DELIVERY)
+    return value if isinstance(value, Delivery) else None
+
+
 class ChannelSender(Protocol):
     channel: Channel
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
         """Deliver one message to one platform user; return the platform's message id if any.
 
-        ``extra`` is the recipient identity's stored extras (e.g. a DingTalk sessionWebhook).
+        ``extra`` is the recipient identity's stored extras (e.g. a DingTalk sessionWebhook), plus
+        the row's :class:`Delivery` under :data:`DELIVERY` when the outbox sends it.
         Raise :class:`TransientSendError`, :class:`PermanentSendError` or :class:`HeldSendError`.
         """
         ...

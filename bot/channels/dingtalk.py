@@ -4,7 +4,8 @@ Routes (all under ``server.public_url``):
 
 - ``POST /dingtalk/callback``: the robot's message callback. Verified (``timestamp``/``sign`` headers,
   platforms.md §2F), parsed into one :class:`IncomingMessage`, committed to the inbox, answered ``{}``.
-  403 bad signature or stale timestamp, 413 too large, 400 not a robot message, 503 inbox down (the
+  403 bad signature or stale timestamp, 413 too large, 400 not a robot message (or an id the inbox
+  refuses, ``bot.intake.checked``), 503 inbox down (the
   platform retries); a request that fails any check stores nothing.
 - ``GET /dingtalk/tap?t=…``: a card button. The signed token names (staffId, command, expiry, nonce);
   the inbox row ``tap:<nonce>`` is both the button press and the proof it was used once.
@@ -34,6 +35,7 @@ from bot.channels.dingtalk_sender import (
 )
 from bot.channels.dingtalk_sign import LinkError, LinkSigner, verify_callback
 from bot.channels.media import MediaStore
+from bot.intake import BadMessage
 from bot.keys import clock_key, http_key, intake_key, senders_key, settings_key
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from handlers.settings import DingTalkSettings
@@ -173,6 +175,9 @@ async def callback(request: web.Request) -> web.Response:
         return web.json_response({})
     try:
         await app[intake_key].accept(msg)
+    except BadMessage as exc:  # an id no platform sends: refused, stored nothing
+        log.warning("dingtalk callback refused: %s", exc)
+        return _error(400, "bad payload")
     except Exception as exc:  # the inbox is down: no 200, so DingTalk retries
         log.warning("dingtalk callback: inbox unavailable (%s)", type(exc).__name__)
         return _error(503, "try again")
@@ -227,6 +232,8 @@ async def tap(request: web.Request) -> web.Response:
     )
     try:
         new = await request.app[intake_key].accept(msg)
+    except BadMessage:
+        return page(*_LINK_REFUSED["forged"])
     except Exception as exc:
         log.warning("dingtalk tap: inbox unavailable (%s)", type(exc).__name__)
         return page(503, "系统繁忙", "暂时没能记下您的选择，请稍后再点一次。")
@@ -273,6 +280,7 @@ def setup(app: web.Application, settings: DingTalkSettings) -> None:
             links=links,
             media_max_bytes=app[settings_key].bot.media_max_bytes,
             store_media=MediaStore.for_app(app).store,
+            timeout_s=app[settings_key].bot.send_timeout_s,
         )
         state.sender = sender
         app[senders_key][Channel.DINGTALK] = sender

@@ -61,8 +61,11 @@ def _now_ms(clock: Clock) -> int:
 class TokenCache:
     """The app's access token, cached until 5 minutes before it expires; one refresh in flight."""
 
-    def __init__(self, http: aiohttp.ClientSession, settings: DingTalkSettings, clock: Clock) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, settings: DingTalkSettings, clock: Clock, *, timeout_s: float = 10.0
+    ) -> None:
         self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._settings = settings
         self._clock = clock
         self._token = ""
@@ -87,7 +90,7 @@ class TokenCache:
         body = {"appKey": self._settings.app_key, "appSecret": self._settings.app_secret}
         self.fetches += 1
         try:
-            async with self._http.post(url, json=body) as resp:
+            async with self._http.post(url, json=body, timeout=self._timeout) as resp:
                 status = resp.status
                 data = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -127,14 +130,16 @@ class DingTalkSender:
         links: Links,
         media_max_bytes: int,
         store_media: StoreMedia,
+        timeout_s: float = 10.0,
     ) -> None:
         self._http = http
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)  # one call; bot.send_timeout_s
         self._settings = settings
         self._clock = clock
         self._links = links
         self._media_max = media_max_bytes
         self._store_media = store_media
-        self.tokens = TokenCache(http, settings, clock)
+        self.tokens = TokenCache(http, settings, clock, timeout_s=timeout_s)
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
         if message.kind == OutgoingKind.CARD_UPDATE:
@@ -156,7 +161,7 @@ class DingTalkSender:
     async def _via_webhook(self, url: str, rendered: Rendered) -> bool:
         """True if delivered; False if refused (fall back to the API). A timeout is ambiguous: raise."""
         try:
-            async with self._http.post(url, json=rendered.webhook) as resp:
+            async with self._http.post(url, json=rendered.webhook, timeout=self._timeout) as resp:
                 status = resp.status
                 data = await resp.json(content_type=None)
         except TimeoutError:
@@ -179,7 +184,7 @@ class DingTalkSender:
             token = await self.tokens.get()
             try:
                 headers = {"x-acs-dingtalk-access-token": token}
-                async with self._http.post(url, json=payload, headers=headers) as resp:
+                async with self._http.post(url, json=payload, headers=headers, timeout=self._timeout) as resp:
                     status = resp.status
                     data = await resp.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

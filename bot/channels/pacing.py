@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
-from bot.channels.base import TransientSendError
+from bot.channels.base import DeferredSendError
 from handlers.clock import Clock
 
 WECOM_MEMBER_LIMITS: tuple[tuple[int, int], ...] = ((60, 30), (3600, 1000))  # (window seconds, max sends)
@@ -27,7 +27,7 @@ class Pacer:
         self._sent: dict[str, deque[datetime]] = {}
 
     def reserve(self, recipient: str, count: int = 1) -> None:
-        """Take ``count`` slots for ``recipient`` at once, or none and raise TransientSendError.
+        """Take ``count`` slots for ``recipient`` at once, or none and raise DeferredSendError.
 
         A multi-part message reserves all its parts together, so it is never cut off half-way by
         pacing (a retry would resend the parts already delivered).
@@ -47,5 +47,5 @@ class Pacer:
                 frees_at = in_window[excess - 1] + window
                 wait = max(wait, (frees_at - now).total_seconds())
         if wait > 0:
-            raise TransientSendError("paced", "per-recipient limit", retry_after=wait)
+            raise DeferredSendError("paced", "per-recipient limit", retry_after=wait)
         times.extend([now] * count)

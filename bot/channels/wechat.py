@@ -35,6 +35,7 @@ from bot.channels.wx_callback import (
     xml_fields,
 )
 from bot.channels.wx_messages import to_incoming
+from bot.intake import BadMessage
 from bot.keys import clock_key, http_key, intake_key, passive_key, senders_key, sessions_key, settings_key
 from bot.passive import PassiveReplies
 from handlers.messages import Channel, OutgoingMessage
@@ -94,6 +95,8 @@ class WeChatCallback:
         except Exception as exc:  # DB down or shutting down: the platform retries on a non-200
             if passive is not None and waiting:
                 passive.forget(*key)
+            if isinstance(exc, BadMessage):  # an id no platform sends (bot.intake.checked)
+                return rejected_response("wechat", Rejected(400, str(exc)))
             log.warning("wechat callback not stored (%s); answering 503", type(exc).__name__)
             return web.Response(status=503, text="")
         reply: OutgoingMessage | None = None
@@ -196,6 +199,7 @@ def setup(app: web.Application, settings: WeChatSettings) -> None:
             sessions=app[sessions_key],
             media=MediaStore.for_app(app),
             owner=owner,
+            timeout_s=app[settings_key].bot.send_timeout_s,
         )
         yield
 

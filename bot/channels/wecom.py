@@ -29,6 +29,7 @@ from bot.channels.wx_callback import (
     xml_fields,
 )
 from bot.channels.wx_messages import to_incoming
+from bot.intake import BadMessage
 from bot.keys import clock_key, http_key, intake_key, senders_key, settings_key
 from handlers.messages import Channel
 from handlers.settings import ConfigError, WeComSettings
@@ -85,6 +86,8 @@ class WeComCallback:
             return web.Response(text="")
         try:
             await app[intake_key].accept(msg)
+        except BadMessage as exc:  # an id no platform sends (bot.intake.checked)
+            return rejected_response("wecom", Rejected(400, str(exc)))
         except Exception as exc:  # DB down or shutting down: the platform retries on a non-200
             log.warning("wecom callback not stored (%s); answering 503", type(exc).__name__)
             return web.Response(status=503, text="")
@@ -110,7 +113,8 @@ def setup(app: web.Application, settings: WeComSettings) -> None:
     app.router.add_post(CALLBACK_PATH, callback.receive)
 
     async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
-        sender = WeComSender(app[http_key], settings, clock=app[clock_key], media=MediaStore.for_app(app))
+        sender = WeComSender(app[http_key], settings, clock=app[clock_key], media=MediaStore.for_app(app),
+                             timeout_s=app[settings_key].bot.send_timeout_s)
         app[senders_key][Channel.WECOM] = sender
         yield
 

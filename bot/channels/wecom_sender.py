@@ -11,8 +11,16 @@ with the outcome. It is cosmetic: any refusal other than a token or rate-limit c
 response_code, for which WeCom documents no errcode) is a PermanentSendError, and the outbox ends a
 cosmetic message dead without alerting staff. It sends nothing to the member, so it is not paced.
 
-A message of several parts reserves all its pacing slots first and asks WeCom's duplicate check to
-drop parts it already delivered, so a retry after a part failed does not show the rest twice.
+Every ``message/send`` asks for WeCom's duplicate check (``enable_duplicate_check``: "在一定时间间隔内，
+同样内容（请求json）的消息，不会重复收到"), so a resend of an outbox row — after a crash (the lease ran
+out), a client timeout whose call did arrive, or a part of a multi-part message that failed — is not
+shown twice. That needs the resend to be the *same request*: the outbox passes the row's
+:class:`~bot.channels.base.Delivery`, from which the card ``task_id`` and the
+``duplicate_check_interval`` (1800 s plus the row id modulo 600, so never shorter than the lease
+the settings allow) are derived. The per-row interval also keeps two rows that happen to read the
+same (帮助 asked twice) distinct requests, so both are shown. A media part is uploaded again on a
+resend and gets a new ``media_id``: the duplicate check cannot recognise it (see docs/ARCHITECTURE.md).
+A message of several parts reserves all its pacing slots first.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channels.base import PermanentSendError
+from bot.channels.base import Delivery, PermanentSendError, delivery_of
 from bot.channels.media import MediaStore, MediaTooLargeError
 from bot.channels.pacing import Pacer
 from bot.channels.wx_api import Fetched, MediaPart, MemoryTokenCache, Part, WxApi, WxApiError, upload_part
@@ -42,7 +50,8 @@ MAX_BUTTONS = 6
 MAX_CARD_TITLE = 36  # characters, main_title.title
 MAX_CARD_BODY = 160  # characters, sub_title_text
 MAX_BUTTON_LABEL = 10
-DUPLICATE_CHECK_S = 1800
+DUPLICATE_CHECK_S = 1800  # WeCom's default window; bot.outbox_lease_s may not exceed it (settings)
+DUPLICATE_CHECK_SPREAD = 600  # per-row offset on top (see the module docstring); 1800+599 < the 4 h maximum
 MAX_PARTS = 10  # ~20 KB of text; far below the 30 per minute a member may receive
 TOKEN_CODES = frozenset({40014, 42001})
 MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "file": 20 * 1024 * 1024}
@@ -97,18 +106,19 @@ class WeComSender:
         if message.kind == OutgoingKind.CARD_UPDATE:
             await self.update_card(address, message)
             return None
-        parts = render(message)
+        delivery = delivery_of(extra)
+        parts = render(message, delivery)
         if not parts:
             return None
         if len(parts) > MAX_PARTS:  # could never fit one member's per-minute limit
             raise PermanentSendError("too_long", f"{len(parts)} parts")
         self.pacer.reserve(address, len(parts))
+        interval = duplicate_check_interval(delivery)
         first_id: str | None = None
         for part in parts:
             payload = await self._materialise(part) if isinstance(part, MediaPart) else dict(part)
-            payload.update(touser=address, agentid=self.settings.agent_id)
-            if len(parts) > 1:
-                payload.update(enable_duplicate_check=1, duplicate_check_interval=DUPLICATE_CHECK_S)
+            payload.update(touser=address, agentid=self.settings.agent_id, enable_duplicate_check=1,
+                           duplicate_check_interval=interval)
             result = await self.api.call("/cgi-bin/message/send", payload=payload)
             for field in ("invaliduser", "unlicenseduser"):
                 if result.get(field):
@@ -158,8 +168,14 @@ class WeComSender:
             return None
 
 
-def render(message: OutgoingMessage) -> list[Part]:
-    """The ``message/send`` bodies (without recipient) for one message."""
+def duplicate_check_interval(delivery: Delivery | None) -> int:
+    """The window of WeCom's duplicate check for one row: the same for every attempt at it."""
+    return DUPLICATE_CHECK_S + (delivery.row_id % DUPLICATE_CHECK_SPREAD if delivery else 0)
+
+
+def render(message: OutgoingMessage, delivery: Delivery | None = None) -> list[Part]:
+    """The ``message/send`` bodies (without recipient) for one message; with ``delivery`` the same
+    bodies for every attempt at that outbox row."""
     kind = message.kind
     if kind == OutgoingKind.TEXT:
         return _texts(message.text)
@@ -167,7 +183,7 @@ def render(message: OutgoingMessage) -> list[Part]:
         body = f"**{message.title}**\n{message.text}" if message.title else message.text
         return [{"msgtype": "markdown", "markdown": {"content": p}} for p in split_utf8(body, MAX_TEXT_BYTES)]
     if kind == OutgoingKind.CARD:
-        return render_card(message)
+        return render_card(message, f"cl-{delivery.token}" if delivery else None)
     if kind in (OutgoingKind.IMAGE, OutgoingKind.VOICE, OutgoingKind.FILE):
         return _media(message)
     raise PermanentSendError("unsupported", f"message kind {kind}")

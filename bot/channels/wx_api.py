@@ -1,9 +1,11 @@
 """HTTP client for the WeCom and WeChat service-account APIs (same error envelope, same token rules).
 
 :meth:`WxApi.call` turns every outcome into one of three things: the JSON result (errcode 0), a
-:class:`~bot.channels.base.TransientSendError` with a jittered ``retry_after`` (timeouts, 5xx, rate
-limits), or a :class:`WxApiError` carrying the errcode for the caller to map. An invalid or expired
-token is refreshed once and the call retried. Access tokens travel in the query string, so no
+:class:`~bot.channels.base.TransientSendError` (timeouts, connection errors, 5xx, errcode -1 系统繁忙,
+rate limits), or a :class:`WxApiError` carrying the errcode for the caller to map (81013 and the
+rest: permanent). Only a rate limit (45009, 45011, 45033, HTTP 429) carries a ``retry_after`` hint —
+the platform said "not for a while"; every other transient failure leaves the delay to the outbox's
+exponential backoff. An invalid or expired token is refreshed once and the call retried. Access tokens travel in the query string, so no
 exception text or URL from this module is ever logged.
 """
 
@@ -157,7 +159,7 @@ class WxApi:
         if code in RATE_LIMIT_CODES:
             raise TransientSendError(str(code), "rate limited", retry_after=jitter(60, self.rng))
         if code in BUSY_CODES or code in self.refresh_codes:
-            raise TransientSendError(str(code), msg[:200], retry_after=jitter(5, self.rng))
+            raise TransientSendError(str(code), msg[:200])
         raise WxApiError(code, msg)
 
     async def request_json(
@@ -176,11 +178,13 @@ class WxApi:
                 self._check_status(resp.status)
                 return _json_object(await resp.read())
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientSendError(type(exc).__name__, "network", retry_after=jitter(5, self.rng)) from None
+            raise TransientSendError(type(exc).__name__, "network") from None
 
     def _check_status(self, status: int) -> None:
-        if status >= 500 or status == 429:
-            raise TransientSendError(f"http{status}", "platform error", retry_after=jitter(5, self.rng))
+        if status == 429:
+            raise TransientSendError("http429", "rate limited", retry_after=jitter(60, self.rng))
+        if status >= 500:
+            raise TransientSendError(f"http{status}", "platform error")
         if status >= 400:
             raise PermanentSendError(f"http{status}", "platform refused the request")
 
@@ -200,9 +204,7 @@ class WxApi:
                     self._check_status(resp.status)
                     result = _json_object(await resp.read())
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise TransientSendError(
-                    type(exc).__name__, "network", retry_after=jitter(5, self.rng)
-                ) from None
+                raise TransientSendError(type(exc).__name__, "network") from None
             if int(result.get("errcode", 0) or 0) in self.refresh_codes and attempt == 1:
                 await self.tokens.invalidate(token)
                 continue
@@ -237,9 +239,7 @@ class WxApi:
                         resp.headers.get("Content-Disposition", ""), resp.content_type, default_suffix
                     )
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise TransientSendError(
-                    type(exc).__name__, "network", retry_after=jitter(5, self.rng)
-                ) from None
+                raise TransientSendError(type(exc).__name__, "network") from None
             return await store.store(data, suffix)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -10,9 +10,10 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.auth import ADMIN, LEAD, ROLE_LABELS, ROLES, guard, hash_password, viewer_of
+from bot.console import throttle
+from bot.console.auth import ADMIN, LEAD, ROLE_LABELS, ROLES, guard, hash_password, revoke_sessions, viewer_of
 from bot.console.render import redirect, render
-from bot.keys import sessions_key
+from bot.keys import clock_key, sessions_key
 from storage.models import Identity, Person, Role, StaffMember
 
 LOGIN = re.compile(r"^[A-Za-z0-9_.@-]{2,60}$")
@@ -82,6 +83,8 @@ async def save_account(
     if password is not None:
         staff.password_hash = hash_password(password)
         staff.failed_logins, staff.locked_until = 0, None
+        await db.flush()
+        await revoke_sessions(db, person.id, now)
     await db.flush()
     return Account(person, staff)
 
@@ -120,9 +123,14 @@ async def account_edit(request: web.Request) -> web.StreamResponse:
             if len(password) < MIN_PASSWORD:
                 raise redirect("/console/accounts", f"密码至少 {MIN_PASSWORD} 位。", error=True)
             staff.password_hash = hash_password(password)
+            viewer = viewer_of(request)
+            await revoke_sessions(db, pid, request.app[clock_key].now(),
+                                  keep=viewer.session_id if pid == viewer.person_id else None)
         staff.staff_role, staff.groups = role, groups
         if form.get("unlock") == "1" or password:
             staff.failed_logins, staff.locked_until = 0, None
+            if staff.login:
+                await throttle.clear_login(db, staff.login)
     raise redirect("/console/accounts", "账号已更新。")
 
 

@@ -4,6 +4,8 @@ A session is a random id. The browser holds ``cl_session = payload.signature`` (
 payload with the console secret; HttpOnly, SameSite=Lax, Secure behind https, expiring with
 ``console.session_hours``). The server also keeps ``sha256("session:" + id)`` in ``login_tokens``
 with the same expiry, so logout really ends a session (``used_at`` set) even if the cookie was copied.
+Any password change (console reset, ``craftlink staff passwd``/``add``) ends all of that person's
+sessions and unused chat links (:func:`revoke_sessions`).
 
 Every console handler is wrapped in :func:`guard`, which loads the viewer, answers 403 to a role that
 may not see the page, and checks the CSRF token of every POST (``bot/console/csrf.py``).
@@ -109,7 +111,8 @@ def sign_session(key: bytes, session_id: str, person_id: int, expires: datetime)
 def unsign_session(key: bytes, value: str, now: datetime) -> tuple[str, int] | None:
     """(session id, person id) of a cookie whose signature is right and whose expiry is ahead."""
     payload, _, sig = value.partition(".")
-    if not sig or not hmac.compare_digest(sig, _mac(key, "session", payload)):
+    # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (a forged cookie would be a 500).
+    if not sig or not hmac.compare_digest(sig.encode(), _mac(key, "session", payload).encode()):
         return None
     try:
         data = json.loads(_unb64(payload))
@@ -148,6 +151,16 @@ async def end_session(request: web.Request, viewer: Viewer, response: web.Stream
         await db.execute(update(LoginToken).where(LoginToken.token_hash == session_hash(viewer.session_id))
                          .values(used_at=request.app[clock_key].now()))
     response.del_cookie(COOKIE, path="/console")
+
+
+async def revoke_sessions(db: AsyncSession, person_id: int, now: datetime, *, keep: str | None = None) -> None:
+    """End every session (and unused login link) of ``person_id``, in ``db``'s transaction: a password
+    change must log out whoever knew the old one. ``keep`` is the session id of the admin making the
+    change to their own account, which goes on."""
+    stmt = update(LoginToken).where(LoginToken.person_id == person_id, LoginToken.used_at.is_(None))
+    if keep is not None:
+        stmt = stmt.where(LoginToken.token_hash != session_hash(keep))
+    await db.execute(stmt.values(used_at=now).execution_options(synchronize_session=False))
 
 
 async def load_viewer(request: web.Request) -> Viewer | None:

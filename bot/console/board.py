@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import aliased
 
 from bot.console.auth import ROLES, Viewer, guard, viewer_of
@@ -16,6 +16,7 @@ from bot.console.live import stream
 from bot.console.render import age_label, render
 from bot.keys import clock_key, sessions_key, settings_key
 from handlers.cases import number_to_id
+from handlers.parsing import case_number_in, normalise, parse_date
 from storage.models import Case, CaseState, Craftsman, Enterprise, Offer, OfferState, Person
 
 
@@ -50,7 +51,7 @@ class BoardFilter:
     def from_query(cls, query: Any) -> BoardFilter:
         def day(name: str) -> date | None:
             try:
-                return date.fromisoformat(query.get(name, ""))
+                return parse_date(query.get(name, "")[:40])  # bounded: 9999-12-31 + 1 day must not overflow
             except ValueError:
                 return None
 
@@ -95,9 +96,10 @@ def _apply(stmt: BoardQuery, f: BoardFilter, viewer: Viewer, tz: tzinfo) -> Boar
     if f.date_to:
         stmt = stmt.where(Case.submitted_at < datetime.combine(f.date_to + timedelta(days=1), time(), tz))
     if f.q:
-        number = f.q.lstrip("#")
-        if number.isdigit():
-            stmt = stmt.where(Case.id == number_to_id(int(number)))
+        digits = normalise(f.q).lstrip("#").strip()
+        if digits.isascii() and digits.isdigit():  # a case number: only that case, or none if out of range
+            number = case_number_in(digits)
+            stmt = stmt.where(Case.id == number_to_id(number) if number is not None else false())
         else:
             stmt = stmt.where(or_(Case.text.contains(f.q, autoescape=True),
                                   Enterprise.name.contains(f.q, autoescape=True)))

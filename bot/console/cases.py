@@ -14,7 +14,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.auth import ROLES, Viewer, forbidden, guard, viewer_of
+from bot.console.auth import LEAD, ROLES, Viewer, forbidden, guard, viewer_of
 from bot.console.keys import hub_key
 from bot.console.render import redirect, render
 from bot.keys import services_key, sessions_key
@@ -110,6 +110,9 @@ async def case_page(request: web.Request) -> web.Response:
     seen = {pid for pid, _ in choices}
     choices += [(pid, f"{name}（{code}{'' if available else '，休息中'}）") for pid, name, code, available in group
                 if pid not in seen]
+    if viewer.role == LEAD:  # a lead dispatches within their groups only (handlers/staff/dispatching.py)
+        own = {pid for pid, *_ in group}
+        choices = [(pid, label) for pid, label in choices if pid in own]
     return render(
         request, "case.html", case=case, enterprise=enterprise, requester=requester, craftsman=craftsman,
         offers=[(o, name, OFFER_LABELS.get(OfferState(o.state), o.state)) for o, name in offers],

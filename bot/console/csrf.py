@@ -54,7 +54,8 @@ def remember_pre(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def valid(request: web.Request, token: object) -> bool:
-    return isinstance(token, str) and bool(token) and hmac.compare_digest(token, token_for(request))
+    # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (a forged field would be a 500).
+    return isinstance(token, str) and bool(token) and hmac.compare_digest(token.encode(), token_for(request).encode())
 
 
 async def check_form(request: web.Request) -> None:

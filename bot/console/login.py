@@ -1,4 +1,4 @@
-"""Login pages: password (argon2, lock-out after repeated failures), one-time chat links, logout.
+"""Login pages: password (argon2, throttled per login and client address), one-time chat links, logout.
 
 A link from chat (``登录``) is not consumed by the GET: chat apps fetch links to draw previews, and a
 preview must not burn the token. The GET shows a confirm button; its POST redeems the link.
@@ -6,12 +6,10 @@ preview must not burn the token. The GET shows a confirm button; its POST redeem
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from aiohttp import web
 from sqlalchemy import select, update
 
-from bot.console import csrf
+from bot.console import csrf, throttle
 from bot.console.auth import (
     ROLES,
     end_session,
@@ -46,7 +44,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 @public
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    """Check the password; count failures and lock the account after ``lockout_attempts``."""
+    """Check the password, throttled per (login, client address) (``bot/console/throttle.py``)."""
     form = await request.post()
     if not csrf.valid(request, form.get("_csrf")):
         return render(request, "login.html", status=403, next="/console/", login="",
@@ -55,23 +53,27 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     target = _next(str(form.get("next", "")))
     settings = request.app[settings_key].console
     now = request.app[clock_key].now()
-    async with request.app[sessions_key].begin() as db:
+    address = throttle.client_address(request, settings)
+    retry_at = await throttle.reserve(request.app[sessions_key], login, address, now, settings)
+    if retry_at is not None:  # refused before argon2: a flood costs us nothing and learns nothing
+        until = retry_at.astimezone(request.app[settings_key].tz)
+        return render(request, "login.html", status=429, next=target, login=login,
+                      error=f"尝试次数过多，请于 {until:%H:%M:%S} 后再试，或在聊天中发送「登录」获取链接。")
+    async with request.app[sessions_key]() as db:  # argon2 runs outside any write transaction
         staff = await db.scalar(select(StaffMember).where(StaffMember.login == login)) if login else None
-        if staff is not None and staff.locked_until is not None and staff.locked_until > now:
-            until = staff.locked_until.astimezone(request.app[settings_key].tz)
-            return render(request, "login.html", status=403, next=target, login=login,
-                          error=f"密码错误次数过多，账号已锁定，请于 {until:%H:%M} 后再试，或在聊天中发送「登录」获取链接。")
-        ok = await verify_password(staff.password_hash if staff else None, password)
-        if staff is None or not ok:
-            if staff is not None:
-                staff.failed_logins += 1
-                if staff.failed_logins >= settings.lockout_attempts:
-                    staff.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-                    staff.failed_logins = 0
+    ok = await verify_password(staff.password_hash if staff else None, password)
+    if staff is None or not ok:
+        if staff is not None:  # atomic: concurrent failures all count (shown on the accounts page)
+            async with request.app[sessions_key].begin() as db:
+                await db.execute(update(StaffMember).where(StaffMember.person_id == staff.person_id)
+                                 .values(failed_logins=StaffMember.failed_logins + 1))
+        return render(request, "login.html", status=401, next=target, login=login, error=BAD_LOGIN)
+    async with request.app[sessions_key].begin() as db:
+        staff = await db.get(StaffMember, staff.person_id)
+        person = await db.get(Person, staff.person_id) if staff is not None else None
+        if staff is None or person is None or staff.staff_role not in ROLES:
             return render(request, "login.html", status=401, next=target, login=login, error=BAD_LOGIN)
-        person = await db.get(Person, staff.person_id)
-        if person is None or staff.staff_role not in ROLES:
-            return render(request, "login.html", status=401, next=target, login=login, error=BAD_LOGIN)
+        await throttle.reset(db, login, address, now)
         staff.failed_logins, staff.locked_until = 0, None
         if staff.password_hash and needs_rehash(staff.password_hash):
             staff.password_hash = hash_password(password)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from bot.console.auth import ADMIN, ROLES, STAFF, forbidden, guard, viewer_of
 from bot.console.render import redirect, render
 from bot.keys import clock_key, sessions_key, settings_key
+from handlers.parsing import parse_date
 from handlers.roster import split_skills
 from storage.models import ACTIVE_STATES, OPEN_STATES, Case, Craftsman, Enterprise, Person, PointsEntry
 
@@ -109,7 +110,7 @@ async def craftsman_edit(request: web.Request) -> web.StreamResponse:
     raw_leave = str(form.get("leave_until", "")).strip()
     if raw_leave:
         try:
-            leave_day = date.fromisoformat(raw_leave)
+            leave_day = parse_date(raw_leave)  # bounded: the day after 9999-12-31 would overflow
         except ValueError:
             raise redirect(f"/console/craftsmen/{person.id}", "休假截止日期格式应为 2026-11-30。", error=True) from None
         leave_until = datetime.combine(leave_day + timedelta(days=1), time(), request.app[settings_key].tz)

@@ -12,9 +12,10 @@ from aiohttp import web
 
 from bot.console import charts
 from bot.console.auth import ADMIN, STAFF, guard
-from bot.console.render import render
+from bot.console.render import render, render_text
 from bot.keys import clock_key, sessions_key, settings_key
-from handlers.reports import add_months, month_key, parse_month
+from handlers.parsing import ParseError, parse_month
+from handlers.reports import add_months, month_key
 from handlers.reports.monthly import MonthlyReport, build_monthly
 from handlers.reports.xlsx import monthly_workbook
 
@@ -22,16 +23,16 @@ MONTHS_LISTED = 24
 
 
 def _month(request: web.Request, raw: str | None) -> str:
-    now = request.app[clock_key].now().astimezone(request.app[settings_key].tz)
+    """The month asked for (default: this one); out of format or bounds, or in the future → a 400 page."""
+    tz = request.app[settings_key].tz
+    now = request.app[clock_key].now().astimezone(tz)
     if not raw:
         return month_key(now.year, now.month)
     try:
-        year, month = parse_month(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(text="月份格式应为 2026-11。") from None
-    if (year, month) > (now.year, now.month):
-        raise web.HTTPBadRequest(text="不能查看未来的月份。")
-    return month_key(year, month)
+        return month_key(*parse_month(raw, now=now, tz=tz))
+    except ParseError as err:
+        raise web.HTTPBadRequest(text=render_text(request, "error.html", title="月份有误", message=str(err)),
+                                 content_type="text/html") from None
 
 
 async def _build(request: web.Request, month: str) -> MonthlyReport:
@@ -58,10 +59,10 @@ async def report_page(request: web.Request) -> web.Response:
 
 
 async def report_xlsx(request: web.Request) -> web.Response:
-    """The monthly workbook (the same one the monthly job sends)."""
+    """The monthly workbook (the same one the monthly job sends), rendered off the event loop."""
     month = _month(request, request.match_info["month"])
     rep = await _build(request, month)
-    data = monthly_workbook(rep)
+    data = await asyncio.to_thread(monthly_workbook, rep)
     return web.Response(body=data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f"attachment; filename=craftlink-{month}.xlsx"})
 

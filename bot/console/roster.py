@@ -7,6 +7,7 @@ was previewed; the rows are re-read and re-compared at confirm time, never trust
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
@@ -24,6 +25,7 @@ from bot.console.render import redirect, render
 from bot.keys import clock_key, sessions_key, settings_key
 from handlers.roster import RosterFileError, parse_roster_bytes
 from handlers.roster_import import ImportReport, import_roster
+from handlers.sheets import append_row
 from storage.models import Craftsman, Identity, Person
 
 TYPES = (".csv", ".xlsx")
@@ -78,7 +80,7 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[str, bytes]:
 
 
 async def _preview(request: web.Request, data: bytes, filename: str, *, apply: bool) -> ImportReport:
-    parsed = parse_roster_bytes(data, filename)
+    parsed = await asyncio.to_thread(parse_roster_bytes, data, filename)  # openpyxl: CPU, off the loop
     now = request.app[clock_key].now()
     if apply:
         async with request.app[sessions_key].begin() as db:
@@ -132,19 +134,25 @@ async def roster_download(request: web.Request) -> web.Response:
         identities: dict[int, Identity] = {}
         for row in (await db.scalars(select(Identity).order_by(Identity.id.desc()))).all():
             identities[row.person_id] = row  # the oldest identity wins: the one the roster gave
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "花名册"
-    ws.append(HEADER)
-    for person, c in rows:
-        ident = identities.get(person.id)
-        ws.append([c.code, person.name, c.trade_group, "、".join(map(str, c.skills)), c.region,
-                   ident.channel if ident else "", ident.channel_user_id if ident else "", c.bio, person.phone or ""])
-    buf = io.BytesIO()
-    wb.save(buf)
+
+    def workbook() -> bytes:  # CPU only, on rows already loaded: runs on a thread
+        wb = openpyxl.Workbook()
+        ws = wb.active
+        assert ws is not None
+        ws.title = "花名册"
+        append_row(ws, HEADER)
+        for person, c in rows:
+            ident = identities.get(person.id)
+            append_row(ws, [c.code, person.name, c.trade_group, "、".join(map(str, c.skills)), c.region,
+                       ident.channel if ident else "", ident.channel_user_id if ident else "", c.bio,
+                       person.phone or ""])
+        buf = io.BytesIO()
+        wb.save(buf)
+        return buf.getvalue()
+
+    body = await asyncio.to_thread(workbook)
     day = request.app[clock_key].now().astimezone(request.app[settings_key].tz)
-    return web.Response(body=buf.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    return web.Response(body=body, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                         headers={"Content-Disposition": f"attachment; filename=roster-{day:%Y%m%d}.xlsx"})
 
 

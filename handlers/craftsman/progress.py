@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
+from datetime import timedelta
 
 from sqlalchemy import select
 
-from handlers.cases import add_event, get_case, transition
+from handlers.cases import add_event, get_case, mode_label, transition
 from handlers.context import HandlerContext, UserError
 from handlers.messages import card
+from handlers.parsing import hours_limit, hours_plausible, normalise, parse_appointment, parse_hours
 from handlers.router import Command, Router
 from storage.models import ACTIVE_STATES, Case, CaseState, Offer, OfferState, Role
 
 router = Router("craftsman.progress")
-_HOURS = re.compile(r"(?:用时|耗时|工时)?\s*(\d+(?:\.\d+)?)\s*(?:个)?(小时|h|H|钟头|分钟|min)")
-_WHEN = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?\s*(\d{1,2})[:：点时](\d{2})?分?")
+CONFIRM_HOURS = "confirm_hours"  # implausible help hours wait here for the craftsman's 确认
+_YES = {"确认", "确定", "是", "是的", "对", "没错", "确认无误"}
 
 
 async def _my_active_case(ctx: HandlerContext, cmd: Command) -> Case:
-    case = await get_case(ctx.session, cmd.number)
+    return await _my_active(ctx, cmd.number)
+
+
+async def _my_active(ctx: HandlerContext, number: int | None) -> Case:
+    case = await get_case(ctx.session, number)
     if case.craftsman_id != ctx.person.id:
         offered = await ctx.session.scalar(select(Offer.id).where(
             Offer.case_id == case.id, Offer.craftsman_id == ctx.person.id, Offer.state == OfferState.PENDING.value))
@@ -49,28 +53,11 @@ async def progress(ctx: HandlerContext, cmd: Command) -> None:
     await after_activity(ctx, case)
 
 
-def parse_when(text: str, tz_name: str) -> datetime | None:
-    from zoneinfo import ZoneInfo
-
-    m = _WHEN.search(text)
-    if not m:
-        return None
-    y, mo, d, h, mi = (int(g) if g else 0 for g in m.groups())
-    try:
-        return datetime(y, mo, d, h, mi, tzinfo=ZoneInfo(tz_name))
-    except ValueError:
-        return None
-
-
 @router.command("预约", roles={Role.CRAFTSMAN}, summary="预约 编号 2026-12-01 09:00 — 约定上门时间")
 async def appointment(ctx: HandlerContext, cmd: Command) -> None:
     """Set (or change) an on-site appointment; both sides are told and reminded."""
     case = await _my_active_case(ctx, cmd)
-    when = parse_when(cmd.rest, ctx.settings.bot.timezone)
-    if when is None:
-        raise UserError(f"时间格式不对，请写成「预约 {case.number} 2026-12-01 09:00」。")
-    if when <= ctx.now():
-        raise UserError("预约时间已经过去了，请换一个将来的时间。")
+    when = parse_appointment(cmd.rest, ctx.now(), ctx.settings.tz, example=f"预约 {case.number} 2026-12-01 09:00")
     changed = case.appointment_at is not None
     case.appointment_at = when
     case.last_activity_at = ctx.now()
@@ -91,24 +78,50 @@ async def appointment(ctx: HandlerContext, cmd: Command) -> None:
     await after_appointment(ctx, case)
 
 
-def parse_hours(text: str) -> tuple[float | None, str]:
-    """「用时3小时 说明」 → (3.0, "说明"); minutes are converted to hours."""
-    m = _HOURS.search(text)
-    if not m:
-        return None, text.strip()
-    value = float(m.group(1))
-    if m.group(2) in ("分钟", "min"):
-        value = value / 60
-    return round(value, 2), (text[: m.start()] + text[m.end() :]).strip()
-
-
 @router.command("完成", roles={Role.CRAFTSMAN}, summary="完成 编号 用时3小时 说明 — 服务完成，请企业评价")
 async def complete(ctx: HandlerContext, cmd: Command) -> None:
-    """Mark the case resolved with the help hours; the enterprise is asked for a 1–5 rating."""
+    """Mark the case resolved with the help hours; the enterprise is asked for a 1–5 rating.
+
+    Hours beyond what is plausible for the case's mode are not stored: the craftsman is asked to
+    confirm them first (dialog ``CONFIRM_HOURS``), and only a 确认 resolves the case.
+    """
     case = await _my_active_case(ctx, cmd)
-    hours, note = parse_hours(cmd.rest)
-    if hours is None or hours <= 0 or hours > 500:
-        raise UserError(f"请写上服务用时，例如「完成 {case.number} 用时3小时 更换了接触器」。")
+    example = f"完成 {case.number} 用时3小时 更换了接触器"
+    hours, note = parse_hours(cmd.rest, example=example)
+    if hours is None:
+        raise UserError(f"请写上服务用时，例如「{example}」。")
+    if not hours_plausible(hours, case.mode):
+        ctx.dialog.start(CONFIRM_HOURS, "confirm", {"number": case.number, "hours": hours, "note": note})
+        await ctx.reply(
+            f"您填写的 #{case.number} 用时是 {hours:g} 小时，{mode_label(case.mode)}一般不超过 "
+            f"{hours_limit(case.mode):g} 小时。确实用了 {hours:g} 小时吗？\n"
+            f"确认无误请回复「确认」；写错了请重新发送，例如「{example}」。"
+        )
+        return
+    if ctx.dialog.flow == CONFIRM_HOURS:
+        await ctx.dialog.clear()  # a corrected 完成 answers a question still open
+    await resolve(ctx, case, hours, note)
+
+
+@router.dialog(CONFIRM_HOURS, ttl=timedelta(minutes=30))
+async def confirm_hours(ctx: HandlerContext, text: str) -> None:
+    """The answer to the implausible-hours question: 确认 resolves the case, anything else drops it."""
+    data = dict(ctx.dialog.data)
+    number = int(data["number"])
+    await ctx.dialog.clear()
+    if normalise(text).strip().rstrip("。.!！") not in _YES:
+        await ctx.reply(f"好的，#{number} 暂未标记完成（这条消息没有转给企业）。"
+                        f"请重新发送「完成 {number} 用时3小时 说明」。")
+        return
+    try:
+        case = await _my_active(ctx, number)
+    except UserError as err:  # answered, not raised: the cleared question must stay cleared
+        await ctx.reply(str(err))
+        return
+    await resolve(ctx, case, float(data["hours"]), str(data.get("note", "")))
+
+
+async def resolve(ctx: HandlerContext, case: Case, hours: float, note: str) -> None:
     await transition(
         ctx, case, CaseState.RESOLVED, actor=ctx.person, detail=note or "服务完成",
         values={"help_hours": hours, "resolved_at": ctx.now()},

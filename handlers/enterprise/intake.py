@@ -269,7 +269,7 @@ async def new_request(ctx: HandlerContext, cmd: Command) -> None:
     """Start a new request even while a case is open (free text would go to its craftsman)."""
     if ctx.dialog.flow is not None:
         await ctx.dialog.clear()
-    text = cmd.rest.strip() if cmd.number is None else f"{cmd.number} {cmd.rest}".strip()
+    text = cmd.tail  # as typed: a description may start with a number (「3台冲床…」)
     if not text:
         ctx.dialog.start(REQUEST, "describe", {"photos": []})
         await ctx.reply("请描述新的技术问题（设备、现象、已经试过的办法），可以附照片。")

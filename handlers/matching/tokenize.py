@@ -31,6 +31,10 @@ import jieba
 _log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)  # jieba logs "Building prefix dict..." at INFO on every load
 
+# A request is recognised from its first MAX_QUERY_CHARS characters (the whole text is still stored
+# and relayed). 2,000 characters is a long page of description (the labelled requests are at most 31)
+# and bounds the analysis of one message to ~40 ms of CPU (docs/matching.md, "Long requests").
+MAX_QUERY_CHARS = 2000
 _END = ""  # trie key marking "a word ends here" (no real character is the empty string)
 _ASCII_WORD = re.compile(r"^[0-9a-z][0-9a-z+.#-]*$")
 _NOISE = re.compile(r"^[\W_\d]+$")
@@ -96,14 +100,40 @@ class VocabularyScanner:
         return out
 
 
+def reach(matches: list[tuple[int, int, str]], n: int) -> list[int]:
+    """``reach[p]``: the furthest end of a match starting at or before ``p`` (``-1`` if none), p ≤ n.
+
+    A match covers the span ``[a, b)`` exactly when ``reach[a] >= b``: one array answers "is this
+    window explained by an exact word" in O(1), where a scan of every match made analysis quadratic.
+    """
+    out = [-1] * (n + 1)
+    for s, e, _ in matches:
+        if e > out[s]:
+            out[s] = e
+    for p in range(1, n + 1):
+        if out[p - 1] > out[p]:
+            out[p] = out[p - 1]
+    return out
+
+
 def split_maximal(
     matches: list[tuple[int, int, str]],
 ) -> tuple[list[str], list[str]]:
-    """Split matches into maximal ones and those contained in a longer match ("焊接" in "焊接机器人")."""
+    """Split matches into maximal ones and those contained in a longer match ("焊接" in "焊接机器人").
+
+    Linear: a match is contained when a match starting earlier ends at or after it, or one starting
+    at the same place ends later (the trie yields each span once).
+    """
+    n = max((e for _, e, _ in matches), default=0)
+    reach_at = reach(matches, n)
+    longest_here = [-1] * (n + 1)  # the furthest end among matches starting exactly at p
+    for s, e, _ in matches:
+        if e > longest_here[s]:
+            longest_here[s] = e
     maximal: list[str] = []
     contained: list[str] = []
     for s, e, w in matches:
-        if any(s2 <= s and e <= e2 and (e2 - s2) > (e - s) for s2, e2, _ in matches):
+        if (s > 0 and reach_at[s - 1] >= e) or longest_here[s] > e:
             contained.append(w)
         else:
             maximal.append(w)
@@ -170,6 +200,13 @@ class Analyzer:
         self.scanner = VocabularyScanner(vocabulary)
         self.jieba = jieba_tokenizer(vocabulary) if use_jieba else None
         self._fuzzy = self._fuzzy_keys(w for w in vocabulary if len(w) >= 4 and not w.isascii())
+        # One wrong character leaves either the first two or the next two characters of the word
+        # intact: two set lookups rule out almost every window before its n blanked keys are built.
+        self._fuzzy_pairs: dict[int, tuple[set[str], set[str]]] = {}
+        for w in set(self._fuzzy.values()):
+            heads, mids = self._fuzzy_pairs.setdefault(len(w), (set(), set()))
+            heads.add(w[:2])
+            mids.add(w[2:4])
         self._doc_cache: dict[str, dict[str, float]] = {}
 
     @staticmethod
@@ -207,8 +244,11 @@ class Analyzer:
                 out.extend(w[i : i + 3] for i in range(len(w) - 2) if freq.get(w[i : i + 3]))
         return out
 
-    def _vocab_hits(self, text: str, a: Analysis, *, sub_weight: float) -> None:
-        matches = self.scanner.find_all(text)
+    def _vocab_hits(
+        self, text: str, a: Analysis, *, sub_weight: float, matches: list[tuple[int, int, str]] | None = None
+    ) -> None:
+        if matches is None:
+            matches = self.scanner.find_all(text)
         maximal, contained = split_maximal(matches)
         for words, weight in ((maximal, 1.0), (contained, sub_weight)):
             for w in words:
@@ -227,21 +267,29 @@ class Analyzer:
                     a.terms[w] = max(a.terms.get(w, 0.0), weight)
 
     def analyze_query(self, text: str) -> Analysis:
-        """Analyse a request: vocabulary (with expansion and one-typo tolerance) plus plain words."""
-        norm = normalize_text(text)
+        """Analyse a request: vocabulary (with expansion and one-typo tolerance) plus plain words.
+
+        Only the first :data:`MAX_QUERY_CHARS` characters are analysed; every step is linear in them.
+        """
+        norm = normalize_text(text[:MAX_QUERY_CHARS])
         a = Analysis()
-        self._vocab_hits(norm, a, sub_weight=0.4)
+        exact = self.scanner.find_all(norm)
+        self._vocab_hits(norm, a, sub_weight=0.4, matches=exact)
         covered = set(a.vocab) | set(a.expanded.values())
         # One-character typos of 4+ character words, only where nothing exact explains the window
-        # ("焊缝老是" is 焊缝 + filler, not a typo of 焊缝黑).
-        exact = self.scanner.find_all(norm)
+        # ("焊缝老是" is 焊缝 + filler, not a typo of 焊缝黑): an exact match overlapping a window of n
+        # characters by n - 1 or more covers its first n - 1 or its last n - 1 characters.
+        reach_at = reach(exact, len(norm))
         fuzzy = self._fuzzy
         seen: set[str] = set()
         for n in range(4, 8):
+            heads, mids = self._fuzzy_pairs.get(n, (set(), set()))
             for i in range(len(norm) - n + 1):
-                window = norm[i : i + n]
-                if any(min(e, i + n) - max(s, i) >= n - 1 for s, e, _ in exact):
+                if norm[i : i + 2] not in heads and norm[i + 2 : i + 4] not in mids:
                     continue
+                if reach_at[i] >= i + n - 1 or reach_at[i + 1] >= i + n:
+                    continue
+                window = norm[i : i + n]
                 for p in range(n):
                     w = fuzzy.get(window[:p] + "\0" + window[p + 1 :])
                     if w is not None and w not in covered and w not in seen and window != w:

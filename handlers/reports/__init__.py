@@ -11,16 +11,18 @@ import re
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_QUARTER = re.compile(r"^(\d{4})-?[Qq]([1-4])$")
+from handlers.parsing import split_month
+
+_QUARTER = re.compile(r"^([0-9]{4})-?[Qq]([1-4])$")
 
 
 def parse_month(text: str) -> tuple[int, int]:
-    """``"2026-11"`` → (2026, 11); ValueError otherwise."""
-    m = _MONTH.match(text.strip().replace("年", "-").rstrip("月"))
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(text)
-    return int(m.group(1)), int(m.group(2))
+    """Our own month keys: ``"2026-11"`` → (2026, 11); ValueError otherwise.
+
+    Format only, for months the code derived (history, previous month). A month a person typed goes
+    through ``handlers.parsing.parse_month``, which also bounds the year.
+    """
+    return split_month(text)
 
 
 def month_key(year: int, month: int) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 
+from handlers.parsing import ascii_int
 from handlers.settings import Settings
 
 ROUTE = "/reports/monthly/{month}.xlsx"
@@ -34,9 +35,10 @@ def monthly_link(settings: Settings, month: str, now: datetime) -> str | None:
 def check(settings: Settings, month: str, exp: str, sig: str, now: datetime) -> bool:
     """True when ``sig`` signs ``month`` and ``exp`` and the link has not expired."""
     secret = settings.console.secret_key
-    if not secret or not exp.isdigit():
+    expires = ascii_int(exp, max_digits=12)
+    if not secret or expires is None:
         return False
-    expires = int(exp)
     if expires < now.timestamp():
         return False
-    return hmac.compare_digest(signature(secret, month, expires), sig)
+    # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (``sig=签名`` would be a 500).
+    return hmac.compare_digest(signature(secret, month, expires).encode(), sig.encode())

@@ -8,7 +8,7 @@ from handlers.cases import get_case, transition
 from handlers.context import HandlerContext, UserError
 from handlers.dispatch import make_offer, offer_next, withdraw_pending
 from handlers.router import Command, Router
-from storage.models import ACTIVE_STATES, Case, CaseState, Craftsman, OfferState, Person, Role
+from storage.models import ACTIVE_STATES, Case, CaseState, Craftsman, OfferState, Person, Role, StaffMember
 
 router = Router("staff.dispatching")
 STAFF = {Role.STAFF}
@@ -32,10 +32,34 @@ async def find_craftsman(ctx: HandlerContext, who: str) -> Person:
     return rows[0][0]
 
 
+async def lead_groups(ctx: HandlerContext) -> tuple[str, ...] | None:
+    """The trade groups a group lead acts for; None for admin and staff, who act for every group."""
+    staff = await ctx.session.get(StaffMember, ctx.person.id)
+    if staff is None or staff.staff_role != "group_lead":
+        return None
+    return tuple(staff.groups or ())
+
+
+async def check_lead_may_dispatch(ctx: HandlerContext, case: Case, craftsman: Person) -> None:
+    """A group lead dispatches their groups' cases to their groups' craftsmen only; crossing groups is
+    an admin or staff action."""
+    groups = await lead_groups(ctx)
+    if groups is None:
+        return
+    mine = "、".join(groups) or "无"
+    if case.trade_group not in groups:
+        raise UserError(f"案件 #{case.number} 不属于您负责的专业小组（{mine}），请联系工作人员派单。")
+    group = await ctx.session.scalar(select(Craftsman.trade_group).where(Craftsman.person_id == craftsman.id))
+    if group not in groups:
+        raise UserError(f"组长只能派给本组（{mine}）的师傅；{craftsman.name}属于{group or '其他小组'}，"
+                        "跨组派单请联系工作人员。")
+
+
 async def dispatch_to(ctx: HandlerContext, case: Case, craftsman: Person) -> None:
     """One code path for chat 派单 and the console's dispatch button."""
     if CaseState(case.state) not in DISPATCHABLE:
         raise UserError(f"案件 #{case.number} 当前状态不能派单。")
+    await check_lead_may_dispatch(ctx, case, craftsman)
     if case.state == CaseState.SUBMITTED:
         await transition(ctx, case, CaseState.APPROVED, actor=ctx.person, detail="派单即审核通过")
     if case.state in (CaseState.APPROVED, CaseState.ESCALATED):

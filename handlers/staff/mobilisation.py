@@ -83,7 +83,6 @@ async def sign_up(ctx: HandlerContext, cmd: Command) -> None:
     await ctx.reply("报名成功！工作人员会尽快与您联系具体安排。")
 
 
-@timers.on_timer(DEADLINE)
 async def report(ctx: HandlerContext, timer: Timer) -> None:
     """At the deadline, staff get the list of who answered."""
     mob = await ctx.session.get(Mobilisation, int(timer.payload["id"]))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from handlers.context import HandlerContext, UserError
+from handlers.context import HandlerContext
 from handlers.messages import markdown
-from handlers.reports import parse_month, previous_month
+from handlers.parsing import parse_month
+from handlers.reports import month_key, previous_month
 from handlers.reports.bundle import build_bundle
 from handlers.reports.digest import build_digest
 from handlers.router import Command, Router
@@ -27,15 +28,12 @@ async def daily(ctx: HandlerContext, cmd: Command) -> None:
 @router.command("月报", roles=STAFF, summary="月报 2026-11 — 某月工作进展（含 Excel 报表和图表）")
 async def monthly(ctx: HandlerContext, cmd: Command) -> None:
     """A month's summary, workbook, chart and download link (default: last month)."""
-    raw = cmd.raw[len(cmd.name):].strip()  # the parser reads 「2026-11」 as case number 2026: use the raw text
+    raw = cmd.tail  # not cmd.rest: the command parser reads 「2026-11」 as the number 2026
     if not raw:
         month = previous_month(ctx.now(), ctx.settings.tz)
     else:
-        try:
-            year, mon = parse_month(raw)
-        except ValueError:
-            raise UserError("月份格式不对，请写成「月报 2026-11」。") from None
-        month = f"{year:04d}-{mon:02d}"
+        # Bounded (years 2000–2100, not after this month); a ParseError is the polite answer.
+        month = month_key(*parse_month(raw, now=ctx.now(), tz=ctx.settings.tz))
     bundle = await build_bundle(ctx.session, ctx.settings, month, ctx.now())
     for msg in bundle.messages():
         await ctx.reply(msg)

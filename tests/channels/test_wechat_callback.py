@@ -154,3 +154,11 @@ async def test_events_menu_click_and_subscribe(tmp_path: Path) -> None:
         click, subscribe = await h.inbox()
         assert (click.kind, click.text) == ("button", "我的需求")
         assert (subscribe.kind, subscribe.payload["extra"]["event"]) == ("event", "subscribe_scan")
+
+
+async def test_an_openid_longer_than_the_inbox_column_is_400_and_stores_nothing(tmp_path: Path) -> None:
+    # No real openid is this long; the inbox's rule (bot.intake.checked) refuses it rather than cut it.
+    async with running(tmp_path, wechat_aes="") as h:
+        query, body = PLATFORM.plain_post(mp_xml("o" * 129, 1, "text", "<Content>你好</Content>", 79), timestamp=TS)
+        assert (await h.client.post(PATH, params=query, data=body)).status == 400
+        assert await h.inbox_count() == 0

@@ -233,3 +233,12 @@ async def test_database_down_answers_503_so_the_platform_retries(tmp_path: Path)
         resp = await h.client.post(PATH, params=A_POST_QUERY, data=A_POST_BODY)
         assert resp.status == 200
         assert await h.inbox_count() == 1
+
+
+async def test_a_userid_longer_than_the_inbox_column_is_400_and_stores_nothing(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        xml = message_xml(WECOM_CORP, "u" * 129, 1, "text", "<Content>hi</Content>", 43)
+        query, body = PLATFORM.post(xml, timestamp="1")
+        resp = await h.client.post(PATH, params=query, data=body)
+        assert resp.status == 400
+        assert await h.inbox_count() == 0

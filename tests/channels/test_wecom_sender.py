@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.channels.base import PermanentSendError, TransientSendError
+from bot.channels.base import DELIVERY, Delivery, PermanentSendError, TransientSendError
 from bot.channels.media import MediaStore
 from bot.channels.wecom_sender import WeComSender, render, render_card
 from bot.channels.wx_callback import decode_key
@@ -113,24 +113,70 @@ async def test_token_is_renewed_before_it_expires(env: Env) -> None:
 
 
 @pytest.mark.parametrize(
-    ("failure", "code", "low", "high"),
+    ("failure", "code", "hint"),
     [
-        (("errcode", 45009), "45009", 60, 120),
-        (("errcode", 45033), "45033", 60, 120),
-        (("status", 502), "http502", 5, 10),
-        (("errcode", -1), "-1", 5, 10),
+        (("errcode", 45009), "45009", (60, 120)),  # the platform says "not for a while": a hint
+        (("errcode", 45033), "45033", (60, 120)),
+        (("status", 502), "http502", None),  # no hint: the outbox's exponential backoff decides
+        (("status", 500), "http500", None),
+        (("errcode", -1), "-1", None),
     ],
 )
 async def test_rate_limits_and_5xx_are_transient_then_delivered(
-    env: Env, failure: tuple[str, int], code: str, low: float, high: float
+    env: Env, failure: tuple[str, int], code: str, hint: tuple[float, float] | None
 ) -> None:
     env.fake.fail_next(failure)
     with pytest.raises(TransientSendError) as err:
         await env.sender.send("u1", text("稍后再试"), extra={})
     assert err.value.code == code
-    assert err.value.retry_after is not None and low <= err.value.retry_after < high
+    if hint is None:
+        assert err.value.retry_after is None
+    else:
+        assert err.value.retry_after is not None and hint[0] <= err.value.retry_after < hint[1]
     await env.sender.send("u1", text("稍后再试"), extra={})  # the outbox's retry
     assert contents(env.fake) == ["稍后再试"]
+
+
+@pytest.mark.parametrize("mode", ["500", "refused"])
+async def test_an_unreachable_or_failing_api_is_transient(env: Env, mode: str) -> None:
+    await env.fake.go_down(mode)
+    with pytest.raises(TransientSendError) as err:
+        await env.sender.send("u1", text("稍后"), extra={})  # no token yet: gettoken fails the same way
+    assert err.value.retry_after is None
+    await env.fake.come_back()
+    await env.sender.send("u1", text("稍后"), extra={})
+    assert contents(env.fake) == ["稍后"]
+
+
+async def test_every_send_asks_for_the_duplicate_check(env: Env) -> None:
+    await env.sender.send("u1", text("单条"), extra={DELIVERY: Delivery(7, env.clock.now())})
+    await env.sender.send("u1", text("没有投递键"), extra={})
+    msg = card("新需求 #1", "主轴异响", [Button("接单", "接单 1")])
+    await env.sender.send("u1", msg, extra={DELIVERY: Delivery(8, env.clock.now())})
+    assert len(env.fake.sent) == 3
+    for body in env.fake.sent:
+        assert body["enable_duplicate_check"] == 1
+        assert 1800 <= body["duplicate_check_interval"] <= 4 * 3600
+
+
+async def test_a_resent_row_is_absorbed_by_the_duplicate_check(env: Env) -> None:
+    """The outbox resends a row after a crash or a timeout: the same request, which WeCom drops."""
+    key = Delivery(41, env.clock.now())
+    msg = card("新需求 #1", "主轴异响", [Button("接单", "接单 1")])
+    for m in (text("同一行"), msg):
+        await env.sender.send("u1", m, extra={DELIVERY: key})
+        env.clock.advance(timedelta(minutes=2))  # the lease ran out; another process sends it again
+        await env.sender.send("u1", m, extra={DELIVERY: key})
+        key = Delivery(42, env.clock.now())
+    assert [b["msgtype"] for b in env.fake.sent] == ["text", "template_card"]
+    assert [b["msgtype"] for b in env.fake.absorbed] == ["text", "template_card"]
+
+
+async def test_two_rows_with_the_same_text_are_both_delivered(env: Env) -> None:
+    """Two replies that happen to read the same (帮助 asked twice) are two rows: both are shown."""
+    await env.sender.send("u1", text("请回复「帮助」"), extra={DELIVERY: Delivery(1, env.clock.now())})
+    await env.sender.send("u1", text("请回复「帮助」"), extra={DELIVERY: Delivery(2, env.clock.now())})
+    assert contents(env.fake) == ["请回复「帮助」", "请回复「帮助」"]
 
 
 async def test_timeout_is_transient(env: Env) -> None:

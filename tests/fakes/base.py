@@ -13,6 +13,7 @@ class LoopbackFake:
 
     app: web.Application
     _server: TestServer | None = None
+    _port: int | None = None
 
     async def start(self) -> None:
         self._server = TestServer(self.app, host="127.0.0.1")
@@ -21,6 +22,17 @@ class LoopbackFake:
     async def close(self) -> None:
         if self._server:
             await self._server.close()
+
+    async def refuse_connections(self) -> None:
+        """Stop listening: every connection attempt is refused (the host is up, the service is not)."""
+        assert self._server is not None, "start() the fake first"
+        self._port = self._server.port
+        await self._server.close()
+
+    async def accept_connections(self) -> None:
+        """Listen again on the same port, with the same state."""
+        self._server = TestServer(self.app, host="127.0.0.1", port=self._port)
+        await self._server.start_server()
 
     @property
     def base_url(self) -> str:

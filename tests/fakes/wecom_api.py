@@ -9,7 +9,14 @@ Behaviour (platforms.md §3), on an injected clock:
   queues failures (an HTTP status or an errcode such as 45009) for the next calls; ``delay_s`` makes
   every API answer late (for timeouts). More than 30/min or 1000/h to one member is **dropped
   silently** (errcode 0, recorded in :attr:`dropped`, not in :attr:`sent`), as the doc says.
-  ``enable_duplicate_check`` drops a repeat of the same content to the same user (recorded nowhere).
+  Duplicate check (doc 90236: "开启重复消息检查后，在一定时间间隔内，同样内容（请求json）的消息，不会
+  重复收到"): a send with ``enable_duplicate_check`` = 1 whose whole request JSON equals one accepted
+  within its ``duplicate_check_interval`` (default 1800 s, at most 4 h) is answered ok and not
+  delivered; it is recorded in :attr:`absorbed`. Every accepted body is in :attr:`sent`, so a test
+  can check which fields were sent.
+- Outages (:meth:`go_down`, :meth:`come_back`): ``"500"`` answers every API call with HTTP 500,
+  ``"refused"`` stops listening (connection refused), ``"slow"`` answers every call after
+  ``delay_s`` real seconds, having done the work (a client that timed out never hears of it).
 - ``POST /cgi-bin/media/upload`` stores the file and answers a ``media_id``;
   ``GET /cgi-bin/media/get`` serves a file added with :meth:`add_media` (or uploaded), else 40007.
 - Template cards (doc 94888 "更新模版卡片消息"): sending one answers a ``response_code``, and so does
@@ -42,6 +49,8 @@ from tests.fakes.base import LoopbackFake, Media, media_download
 TOKEN_LIFETIME_S = 7200
 RESPONSE_CODE_TTL_S = 72 * 3600  # "response_code的有效期是72小时"
 RESPONSE_CODE_REFUSED = 40058  # not documented for this case: see the module docstring
+DUPLICATE_CHECK_DEFAULT_S = 1800  # "默认1800s，最大不超过4小时"
+DUPLICATE_CHECK_MAX_S = 4 * 3600
 
 
 @dataclass
@@ -64,12 +73,14 @@ class FakeWeCom(LoopbackFake):
         self.token_fetches = 0
         self.send_calls = 0
         self.delay_s = 0.0
+        self.outage: str | None = None  # see go_down()
+        self.absorbed: list[dict[str, Any]] = []  # repeats the duplicate check kept from the member
+        self._accepted_at: dict[str, float] = {}  # whole request JSON → when it was first accepted
         self.media: dict[str, Media] = {}
         self._tokens: dict[str, tuple[float, int]] = {}  # token → (expiry epoch s, errcode once dead)
         self._current = ""
         self._failures: deque[tuple[str, int]] = deque()
         self._per_user: dict[str, deque[float]] = {}
-        self._seen_content: set[tuple[str, str]] = set()
         self._ids = itertools.count(1)
         self.response_codes: dict[str, ResponseCode] = {}
         self.card_updates: list[dict[str, Any]] = []  # accepted update_template_card bodies
@@ -84,6 +95,23 @@ class FakeWeCom(LoopbackFake):
         self.app.router.add_get("/cgi-bin/media/get", self._media_get)
 
     # --- knobs -----------------------------------------------------------------------------------------
+    async def go_down(self, mode: str, *, delay_s: float = 0.0) -> None:
+        """Start an outage: ``"500"``, ``"refused"`` or ``"slow"`` (answers after ``delay_s``)."""
+        if mode not in ("500", "refused", "slow"):
+            raise ValueError(f"unknown outage mode {mode!r}")
+        self.outage = mode
+        if mode == "refused":
+            await self.refuse_connections()
+        if mode == "slow":
+            self.delay_s = delay_s
+
+    async def come_back(self) -> None:
+        """End the outage; tokens and everything accepted before it are still there."""
+        if self.outage == "refused":
+            await self.accept_connections()
+        self.outage = None
+        self.delay_s = 0.0
+
     def expire_tokens(self) -> None:
         self._tokens = {t: (0.0, 42001) for t in self._tokens}
 
@@ -143,6 +171,8 @@ class FakeWeCom(LoopbackFake):
 
     async def _gettoken(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.delay_s)
+        if self.outage == "500":
+            return web.Response(status=500, text="upstream error")
         if request.query.get("corpid") != self.corp_id or request.query.get("corpsecret") != self.secret:
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
         self.token_fetches += 1
@@ -159,7 +189,9 @@ class FakeWeCom(LoopbackFake):
     ) -> tuple[web.Response | None, dict[str, Any]]:
         """What every app API call goes through: delay, a queued failure, the token, the agentid.
         Returns (an early answer, or None with the JSON body)."""
-        await asyncio.sleep(self.delay_s)
+        raw = await request.read()
+        if self.outage == "500":
+            return web.Response(status=500, text="upstream error"), {}
         if failures:
             what, value = failures.popleft()
             if what == "status":
@@ -167,12 +199,24 @@ class FakeWeCom(LoopbackFake):
             return web.json_response({"errcode": value, "errmsg": "simulated"}), {}
         if (err := self._token_error(request)) is not None:
             return err, {}
-        body = json.loads(await request.read())
+        body = json.loads(raw)
         if body.get("agentid") != self.agent_id:
             return web.json_response({"errcode": 40056, "errmsg": "invalid agentid"}), {}
         return None, body
 
+    async def _late(self, answer: web.Response) -> web.Response:
+        """``delay_s``: the work is done, only the answer is late (a client that gave up never hears of it;
+        aiohttp cancels a handler whose client went away, so the work must not wait behind the delay)."""
+        await asyncio.sleep(self.delay_s)
+        return answer
+
     async def _send(self, request: web.Request) -> web.Response:
+        return await self._late(await self._send_now(request))
+
+    async def _update_card(self, request: web.Request) -> web.Response:
+        return await self._late(await self._update_now(request))
+
+    async def _send_now(self, request: web.Request) -> web.Response:
         self.send_calls += 1
         early, body = await self._agent_call(request, self._failures)
         if early is not None:
@@ -184,10 +228,9 @@ class FakeWeCom(LoopbackFake):
         ):
             return web.json_response({"errcode": 40008, "errmsg": "invalid message type"})
         user = body["touser"]
-        content = json.dumps(body[msgtype], sort_keys=True, ensure_ascii=False)
-        if body.get("enable_duplicate_check") and (user, content) in self._seen_content:
+        if self._repeat(body):
+            self.absorbed.append(body)
             return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"dup{next(self._ids)}"})
-        self._seen_content.add((user, content))
         times = self._per_user.setdefault(user, deque())
         now = self._now()
         while times and now - times[0] >= 3600:
@@ -205,7 +248,20 @@ class FakeWeCom(LoopbackFake):
             answer["response_code"] = self.issue_response_code(str(body["template_card"].get("task_id", "")))
         return web.json_response(answer)
 
-    async def _update_card(self, request: web.Request) -> web.Response:
+    def _repeat(self, body: dict[str, Any]) -> bool:
+        """The duplicate check: is this request JSON one accepted within the interval it names?"""
+        key = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        now = self._now()
+        first = self._accepted_at.get(key)
+        if body.get("enable_duplicate_check") == 1 and first is not None:
+            interval = min(int(body.get("duplicate_check_interval") or DUPLICATE_CHECK_DEFAULT_S),
+                           DUPLICATE_CHECK_MAX_S)
+            if now - first < interval:
+                return True
+        self._accepted_at[key] = now
+        return False
+
+    async def _update_now(self, request: web.Request) -> web.Response:
         early, body = await self._agent_call(request, self._update_failures)
         if early is not None:
             return early
@@ -225,6 +281,9 @@ class FakeWeCom(LoopbackFake):
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": invalid})
 
     async def _upload(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay_s)
+        if self.outage == "500":
+            return web.Response(status=500, text="upstream error")
         if (err := self._token_error(request)) is not None:
             return err
         post = await request.post()

@@ -28,11 +28,14 @@ class Rig:
     engine: AsyncEngine
     http: aiohttp.ClientSession
 
-    def server(self, name: str = "a", port: int | None = None) -> serverproc.Proc:
+    def server(self, name: str = "a", port: int | None = None, *, extra: str = "",
+               env: dict[str, str] | None = None) -> serverproc.Proc:
+        """A ``craftlink serve`` process; ``extra`` is appended to its config, ``env`` to its environment."""
         port = port or serverproc.free_port()
         cfg = serverproc.write_config(self.tmp / f"{name}.toml", db_url=self.db_url, port=port,
-                                      wecom_api=self.fake.base_url, media_dir=self.tmp / "media", instance=name)
-        return serverproc.craftlink(cfg, port=port, log=self.tmp / f"{name}.log")
+                                      wecom_api=self.fake.base_url, media_dir=self.tmp / "media", instance=name,
+                                      extra=extra)
+        return serverproc.craftlink(cfg, port=port, log=self.tmp / f"{name}.log", env=env)
 
     async def counts(self) -> tuple[int, int, int]:
         """(inbox rows, inbox rows pending, outbox rows pending)."""

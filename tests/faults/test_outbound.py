@@ -1,14 +1,16 @@
 """Outbound failures against the WeCom API fake: every failure mode, then recovery.
 
 The real :class:`WeComSender` talks HTTP to :class:`FakeWeCom` on loopback. The fake answers 5xx,
-rate-limit (45009), expired tokens (42001) and late answers (client timeouts); afterwards every
-message must have arrived exactly once and in order, and one that can never be delivered ends dead
-with a staff alert. The clock is a ManualClock: retries are due when the test moves it, not after
-real waiting (the timeout phase waits on real I/O for a few hundred milliseconds, bounded).
+rate-limit (45009), expired tokens (42001), late answers (client timeouts) and goes down for minutes
+or hours (HTTP 500 on everything, connection refused); afterwards every message must have arrived
+exactly once and in order, none dead, staff told once per outage; one that can never be delivered
+ends dead with a staff alert. The clock is a ManualClock: retries are due when the test moves it,
+not after real waiting (the timeout phase waits on real I/O for a few seconds, bounded).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from handlers.clock import ManualClock
 from handlers.messages import Channel
 from storage.models import OutboxMessage, OutboxState
 from tests.channels.wx_harness import WECOM_AES, WECOM_CORP, WECOM_TOKEN
-from tests.chat import Chat, Playground
+from tests.chat import Playground
 from tests.conftest import make_settings
 from tests.fakes.wecom_api import FakeWeCom
 from tests.test_pipeline import _queue
@@ -63,6 +65,28 @@ async def _round(pg: Playground, minutes: float = 3) -> None:
 
 def delivered(wecom: FakeWeCom, user: str = "u1") -> list[str]:
     return [b["text"]["content"] for b in wecom.sent if b["touser"] == user and b["msgtype"] == "text"]
+
+
+async def _queue_to(pg: Playground, texts: dict[str, list[str]]) -> None:
+    """Queue ``texts`` per WeCom member, in order (one conversation each)."""
+    async with pg.app[sessions_key]() as s, s.begin():
+        for user, batch in texts.items():
+            for t in batch:
+                s.add(OutboxMessage(channel="wecom", address=user, conversation=f"wecom:{user}",
+                                    payload={"kind": "text", "text": t}, next_attempt_at=pg.clock.now(),
+                                    created_at=pg.clock.now()))
+
+
+async def _states(pg: Playground) -> dict[str, int]:
+    async with pg.app[sessions_key]() as s:
+        rows = (await s.execute(select(OutboxMessage.state, func.count()).where(
+            OutboxMessage.channel == "wecom").group_by(OutboxMessage.state))).all()
+    return {state: n for state, n in rows}
+
+
+async def _staff_alerts(pg: Playground) -> list[str]:
+    await pg.settle()
+    return [m.get("text", "") for m in await pg.person("demo-staff-1").read()]
 
 
 async def test_failures_then_recovery_deliver_everything_in_order_once(
@@ -104,36 +128,126 @@ async def test_timeouts_are_retried_and_the_conversation_waits(world: tuple[Play
     await _queue(pg, ["慢一", "慢二", "慢三"])
     wecom.delay_s = TIMEOUT_S * 3  # every answer arrives after the client gave up
     await _round(pg)
-    calls = wecom.send_calls - 1
-    assert calls >= 1 and len(delivered(wecom)) == 1  # nothing acknowledged yet: the head waits
+    # The platform took 慢一 but its answer came too late: not acknowledged, so the row is still pending
+    # and the conversation waits behind it (慢二 and 慢三 were not even tried).
+    assert delivered(wecom) == ["先行", "慢一"] and wecom.send_calls == 2
+    assert await _states(pg) == {OutboxState.SENT.value: 1, OutboxState.PENDING.value: 3}
     wecom.delay_s = 0
     for _ in range(10):
         await _round(pg)
         if len(set(delivered(wecom))) == 3:
             break
-    seen = delivered(wecom)
-    # Order holds for what the user sees first: the head message never overtaken by a later one.
-    firsts = sorted({t: seen.index(t) for t in set(seen)}.items(), key=lambda kv: kv[1])
-    assert [t for t, _ in firsts] == ["先行", "慢一", "慢二", "慢三"]
-    # A timed-out call may still have reached the platform (it answered late): that is the only way a
-    # message is seen twice, and only the one whose call timed out.
-    assert seen.count("慢二") == 1 and seen.count("慢三") == 1
-    assert seen.count("慢一") <= calls
+    for _ in range(100):  # the late answers arrive within TIMEOUT_S * 3 of real time (bounded)
+        if wecom.absorbed:
+            break
+        await asyncio.sleep(0.05)
+    # The timed-out call did reach the platform (it answered late) and the retry sent the same request
+    # again: WeCom's duplicate check, on every send, kept the member from seeing it twice.
+    assert [b["text"]["content"] for b in wecom.absorbed] == ["慢一"]
+    assert delivered(wecom) == ["先行", "慢一", "慢二", "慢三"]
+    assert all(b["enable_duplicate_check"] == 1 for b in wecom.sent)
+    lease = pg.app[settings_key].bot.outbox_lease_s
+    assert all(lease < b["duplicate_check_interval"] <= 4 * 3600 for b in wecom.sent)
 
 
-async def test_message_that_can_never_be_delivered_is_dead_and_staff_told(
+async def test_message_undelivered_for_the_whole_horizon_is_dead_and_staff_told(
     world: tuple[Playground, FakeWeCom],
 ) -> None:
     pg, wecom = world
-    max_attempts = pg.app[settings_key].bot.outbox_max_attempts
+    hours = pg.app[settings_key].bot.outbox_retry_hours
     await _queue(pg, ["永远送不到"])
-    wecom.fail_next(*[("status", 500)] * (max_attempts + 2))
-    for _ in range(max_attempts + 2):
-        await _round(pg, minutes=15)
+    await wecom.go_down("500")
+    for _ in range(int(hours) - 1):  # one attempt per hour of clock: still retried, never dead early
+        await _round(pg, minutes=60)
+    assert await _states(pg) == {OutboxState.PENDING.value: 1}
+    for _ in range(3):
+        await _round(pg, minutes=60)
     async with pg.app[sessions_key]() as s:
         row = await s.scalar(select(OutboxMessage).where(OutboxMessage.channel == "wecom"))
-        assert row is not None and row.state == OutboxState.DEAD.value and row.attempts == max_attempts
-    await pg.settle()
-    alert = Chat.text_of(await pg.person("demo-staff-1").read())
+        assert row is not None and row.state == OutboxState.DEAD.value and row.attempts > 20
+    alert = "\n".join(await _staff_alerts(pg))
     assert "发送失败" in alert and "永远送不到" in alert
     assert delivered(wecom) == []
+
+
+async def test_outages_of_ten_minutes_then_an_hour_deliver_everything_in_order_once(
+    world: tuple[Playground, FakeWeCom],
+) -> None:
+    pg, wecom = world
+    users = ["u1", "u2", "u3", "u4"]
+    expected: dict[str, list[str]] = {u: [] for u in users}
+
+    async def queue(tag: str) -> None:
+        batch = {u: [f"{u}{tag}{i}" for i in range(3)] for u in users}
+        for u in users:
+            expected[u] += batch[u]
+        await _queue_to(pg, batch)
+
+    await queue("早")
+    await _round(pg, minutes=0)  # delivered before the outage (and the token is cached)
+    assert all(delivered(wecom, u) == expected[u] for u in users)
+
+    await wecom.go_down("500")  # ten minutes of HTTP 500 on every call
+    await queue("甲")
+    for minute in range(10):
+        await _round(pg, minutes=1)
+        if minute == 4:
+            await queue("乙")  # queued mid-outage, behind the waiting heads
+    assert await _states(pg) == {OutboxState.SENT.value: 12, OutboxState.PENDING.value: 24}
+    await wecom.come_back()
+    for _ in range(30):
+        await _round(pg, minutes=1)
+        if await _states(pg) == {OutboxState.SENT.value: 36}:
+            break
+
+    await wecom.go_down("refused")  # then an hour of connection refused
+    await queue("丙")
+    for minute in range(60):
+        await _round(pg, minutes=1)
+        if minute == 30:
+            await queue("丁")
+    assert OutboxState.DEAD.value not in await _states(pg)
+    await wecom.come_back()
+    for _ in range(30):
+        await _round(pg, minutes=1)
+        if await _states(pg) == {OutboxState.SENT.value: 60}:
+            break
+
+    for u in users:
+        assert delivered(wecom, u) == expected[u], u  # every one, in order, none twice
+    assert await _states(pg) == {OutboxState.SENT.value: 60}  # none dead
+    alerts = await _staff_alerts(pg)
+    # Staff were told once per outage that the channel is failing, and once that it recovered —
+    # not once per message (24 and 24 messages waited through them).
+    assert sum("发送故障" in a for a in alerts) == 2, alerts
+    assert sum("已恢复" in a for a in alerts) == 2, alerts
+    assert not any("发送失败" in a for a in alerts), alerts
+
+
+async def test_a_short_blip_tells_staff_nothing(world: tuple[Playground, FakeWeCom]) -> None:
+    pg, wecom = world
+    await _queue_to(pg, {"u1": ["一"], "u2": ["二"]})
+    await wecom.go_down("500")
+    for _ in range(3):  # under the five minutes after which staff hear of it
+        await _round(pg, minutes=1)
+    await wecom.come_back()
+    for _ in range(10):
+        await _round(pg, minutes=1)
+    assert delivered(wecom, "u1") == ["一"] and delivered(wecom, "u2") == ["二"]
+    assert await _staff_alerts(pg) == []
+
+
+async def test_a_permanent_error_is_dead_at_once_and_the_conversation_goes_on(
+    world: tuple[Playground, FakeWeCom],
+) -> None:
+    pg, wecom = world
+    await _queue(pg, ["不在可见范围", "之后的消息"])
+    wecom.fail_next(("errcode", 81013))  # the member is not in the app's visible range
+    await _round(pg, minutes=0)
+    async with pg.app[sessions_key]() as s:
+        rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "wecom")
+                                .order_by(OutboxMessage.id))).all()
+    assert [(r.state, r.attempts) for r in rows] == [(OutboxState.DEAD.value, 1), (OutboxState.SENT.value, 1)]
+    alerts = await _staff_alerts(pg)
+    assert len(alerts) == 1 and "发送失败" in alerts[0] and "不在可见范围" in alerts[0]
+    assert delivered(wecom) == ["之后的消息"]

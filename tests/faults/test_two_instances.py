@@ -17,6 +17,7 @@ from benchmarks import serverproc
 from benchmarks.platform_side import Delivery, deliver_with_retries
 from benchmarks.wecom_traffic import Platform
 from bot.demo import seed
+from handlers.reminders import FEEDBACK_NUDGE
 from storage.db import session_factory
 from storage.models import InboxMessage, InboxState, JobRun, OutboxMessage, Person, Role, Timer, TimerState
 from tests.faults.procs import Rig, rig
@@ -48,8 +49,8 @@ async def test_two_instances_share_the_work_without_doing_anything_twice(world: 
     sessions = session_factory(world.engine)
     async with sessions() as s, s.begin():
         await seed(s, now)  # staff exist, so the catch-up digest at start has recipients
-        for i in range(TIMERS):  # due timers of a kind with no handler: fired = counted, nothing else
-            s.add(Timer(kind="test.noop", due_at=now, payload={"i": i}, created_at=now))
+        for i in range(TIMERS):  # due reminders of no case: each fires (is counted) and does nothing else
+            s.add(Timer(kind=FEEDBACK_NUDGE, due_at=now, payload={"i": i}, created_at=now))
     extra = "\n[timers]\npoll_interval_s = 0.5\n"
     servers = []
     for name in ("a", "b"):
@@ -81,7 +82,7 @@ async def test_two_instances_share_the_work_without_doing_anything_twice(world: 
     handled = [value(m, "craftlink_handling_seconds_count", outcome="done") for m in scraped]
     assert sum(handled) == len(callbacks)  # each message handled once, by one of the two
     assert all(h > 0 for h in handled), handled  # and both really took part
-    fired = [value(m, "craftlink_timers_fired_total", kind="test.noop") for m in scraped]
+    fired = [value(m, "craftlink_timers_fired_total", kind=FEEDBACK_NUDGE) for m in scraped]
     assert sum(fired) == TIMERS, fired  # each timer fired once
     async with world.engine.connect() as conn:
         states = (await conn.execute(select(InboxMessage.state, func.count()).group_by(InboxMessage.state))).all()

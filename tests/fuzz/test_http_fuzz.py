@@ -151,3 +151,36 @@ async def test_valid_but_odd_wecom_messages_get_a_polite_answer(client: TestClie
     async with app[sessions_key]() as s:
         row = await s.scalar(select(InboxMessage).where(InboxMessage.platform_msg_id == cb.msg_id))
     assert row is not None and row.state == InboxState.DONE.value, (row and row.error)
+
+
+NON_ASCII = st.one_of(
+    st.sampled_from(["签名", "é", "abc.签名", "eyJzIjoiYSJ9.签名", "\u202e", "😀", "Ā" * 40, "0" * 39 + "签"]),
+    st.text(alphabet=st.characters(min_codepoint=0x80, blacklist_categories=["Cs", "Cc", "Zl", "Zp"]), min_size=1,
+            max_size=60),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters=";"),
+            min_size=1, max_size=60).map(lambda t: t + "签"),
+)  # no control characters: the client refuses to put those in a Cookie header
+CREDENTIAL_TARGETS = [
+    ("GET", "/console/"), ("POST", "/console/login"), ("POST", "/console/logout"), ("POST", "/console/login/x"),
+    ("GET", "/reports/monthly/2026-11.xlsx"), ("POST", "/console/cases/1001/dispatch"),
+]
+
+
+@FUZZ
+@given(target=st.sampled_from(CREDENTIAL_TARGETS), cookie=NON_ASCII, sig=NON_ASCII, field=NON_ASCII)
+async def test_non_ascii_credentials_are_refused_not_500(
+    client: TestClient[Any, Any], target: tuple[str, str], cookie: str, sig: str, field: str,
+) -> None:
+    """Signatures and tokens are compared as bytes: a non-ASCII cookie, query or form value is a 4xx."""
+    method, path = target
+    exp = str(int(time.time()) + 3600)
+    headers = {"Cookie": f"cl_session={cookie}; cl_pre={field}"}
+    resp = await client.request(method, path, params={"exp": exp, "sig": sig, "next": field},
+                                data={"_csrf": field, "login": field, "password": field} if method == "POST" else None,
+                                headers=headers, allow_redirects=False)
+    await resp.read()
+    assert resp.status < 500, (method, path, resp.status)
+    # the form field alone (a valid-looking cookie is not needed to reach the CSRF comparison)
+    if method == "POST":
+        resp = await client.post(path, data={"_csrf": field}, allow_redirects=False)
+        assert resp.status < 500, (path, resp.status)

@@ -1,4 +1,4 @@
-"""reliability: timer attempts and backoff, login throttle per (account, address)
+"""reliability: timer attempts and backoff, login throttle per (account, address), inbox by conversation
 
 Revision ID: 0002
 Revises: 0001
@@ -32,9 +32,12 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('login', 'address')
     )
+    # A conversation's history by id, for the flood check and the failure apology (whatever its state).
+    op.create_index('ix_inbox_conversation', 'inbox', ['conversation', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_inbox_conversation', table_name='inbox')
     op.drop_table('login_throttle')
     with op.batch_alter_table('timers', schema=None) as batch_op:
         batch_op.drop_column('last_error')
