@@ -21,8 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event
 
 from bot.app import create_app
-from bot.keys import engine_key, intake_key
-from bot.worker import worker_key
+from bot.keys import engine_key, intake_key, worker_key
 from handlers.clock import ManualClock
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from storage.db import create_engine

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.append(str(ROOT))
 
 LENGTHS = (250, 500, 1000, 2000, 4000)
-WEB_MAX = 2000  # the web chat refuses longer texts (bot/webchat.py::MAX_TEXT)
+WEB_MAX = 2000  # the web chat refuses longer texts (bot/channels/webchat.py::MAX_TEXT)
 
 
 def mix(chars: int, offset: int = 0) -> str:

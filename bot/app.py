@@ -12,33 +12,44 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import console, guard, health, metrics, report_routes, webchat
-from bot.ackfirst import AckFirst, callback_load_key
+from bot import console
 from bot.channels import registry
-from bot.intake import Intake
+from bot.channels.media import MediaStore
+from bot.console import downloads
 from bot.keys import (
+    callback_load_key,
     clock_key,
     engine_key,
     http_key,
     intake_key,
+    media_key,
     passive_key,
     read_sessions_key,
+    scheduler_key,
+    sender_key,
     senders_key,
     services_key,
     sessions_key,
     settings_key,
+    timers_key,
+    worker_key,
 )
-from bot.passive import PassiveReplies
-from bot.sender import OutboxSender, sender_key
-from bot.worker import InboxWorker, worker_key
-from bot.writegate import WriteGate
-from handlers import build_timers
+from bot.links import ServiceLinks
+from bot.ops import counters, guard, health, metrics
+from bot.pipeline.ackfirst import AckFirst
+from bot.pipeline.intake import Intake
+from bot.pipeline.passive import PassiveReplies
+from bot.pipeline.sender import OutboxSender
+from bot.pipeline.worker import InboxWorker
+from bot.pipeline.writegate import WriteGate
+from handlers.app import build_timers
 from handlers.clock import Clock, SystemClock
 from handlers.matching import shipped_taxonomy
 from handlers.services import Services
 from handlers.settings import Settings
-from scheduler.wiring import scheduler_ctx, timers_key
+from scheduler.wiring import build_scheduler
 from storage.db import create_engine, is_sqlite, read_session_factory, session_factory
 
 log = logging.getLogger(__name__)
@@ -84,15 +95,18 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """
     role = app[settings_key].server.role
     services = app[services_key]
-    gate = WriteGate(enabled=is_sqlite(app[settings_key].database.url))  # see bot/writegate.py
+    gate = WriteGate(enabled=is_sqlite(app[settings_key].database.url))  # see bot/pipeline/writegate.py
     reads = app[read_sessions_key]
     pumps: list[OutboxSender | InboxWorker] = []
     on_stored = lambda: None  # noqa: E731
     if role != "intake":
         sender = OutboxSender(app[sessions_key], services, app[senders_key], gate=gate, reads=reads)
-        passive = PassiveReplies(app[sessions_key], app[clock_key], gate=gate, on_released=sender.wake)
-        app[passive_key] = passive
-        worker = InboxWorker(app[sessions_key], services, app[senders_key], gate=gate, reads=reads, passive=passive)
+        passive = None
+        if registry.answers_in_callback(app[settings_key]):  # a configured channel may reply in its callback
+            passive = PassiveReplies(app[sessions_key], app[clock_key], gate=gate, on_released=sender.wake)
+            app[passive_key] = passive
+        worker = InboxWorker(app[sessions_key], services, app[senders_key], channels=registry.BY_NAME, gate=gate,
+                             reads=reads, passive=passive)
         if role == "worker":
             worker.poll_seconds = WORKER_POLL_S
         services.on_outbox = sender.wake
@@ -119,6 +133,20 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await pump.stop()
 
 
+def app_scheduler(app: web.Application) -> AsyncIOScheduler:
+    """The scheduler over this app's database, services and timer registry; each firing is counted."""
+    return build_scheduler(app[sessions_key], app[services_key], app[timers_key], on_fired=counters.observe_timer)
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Started with the app, after the pipeline (its catch-up run queues to a running sender); stopped first."""
+    sched = app_scheduler(app)
+    app[scheduler_key] = sched
+    sched.start()
+    yield
+    sched.shutdown(wait=False)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler: bool = True) -> web.Application:
     """Build the service. Tests pass a ManualClock and drive the scheduler themselves."""
     app = web.Application(client_max_size=settings.server.max_body_bytes)
@@ -128,15 +156,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
         settings=settings,
         clock=app[clock_key],
         instance=settings.server.instance_name or f"{settings.server.host}:{settings.server.port}",
+        links=ServiceLinks(settings.server.public_url),  # the URLs of bot/'s pages, for chat messages
     )
     app[senders_key] = {}
+    app[media_key] = MediaStore.from_settings(settings.bot)  # one store, shared by every channel
     app[timers_key] = build_timers()  # every timer kind's handler, known before the first poll
     app.cleanup_ctx.append(engine_ctx)
     app.cleanup_ctx.append(bootstrap_ctx)
     app.cleanup_ctx.append(http_ctx)
-    registry.setup_channels(app, settings)  # routes + sender contexts of every configured channel
-    webchat.setup(app)
-    report_routes.setup(app)
+    registry.setup_channels(app, settings)  # routes + sender contexts of every configured channel, web chat too
+    downloads.setup(app)
     console.setup(app)
     app.cleanup_ctx.append(pipeline_ctx)
     if run_scheduler and settings.server.role != "intake":

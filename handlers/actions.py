@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.app import build_router
 from handlers.context import HandlerContext, UserError
 from handlers.dialogs import DialogView
 from handlers.outbox import Outbox
@@ -32,18 +33,13 @@ async def run_command(session: AsyncSession, services: Services, person: Person,
     Raises :class:`UserError` with the polite explanation when the command is refused; the caller's
     transaction should then be rolled back.
     """
-    from handlers import build_router
-
     router = build_router()
     role = Role(person.role)
     cmd: Command | None = parse_command(text, router.names_for(role))
     if cmd is None:
         raise UserError(f"不认识的指令「{text[:20]}」。")
     ctx = await context_for(session, services, person)
-    for route in router.commands:
-        if role in route.roles and cmd.name in route.names:
-            await route.handler(ctx, cmd)
-            break
+    await router.run_command(ctx, cmd)
     if ctx.outbox.written:
         services.on_outbox()
     return "\n".join(m.plain_text for m in ctx.replies)

@@ -20,11 +20,10 @@ INTRO = {
 @router.command("帮助", "help", roles=ALL, summary="帮助 — 查看可用指令")
 async def help_(ctx: HandlerContext, cmd: Command) -> None:
     """List the commands of the sender's role."""
-    from handlers import build_router  # the composed router knows every command
-
     role = Role(ctx.person.role)
     lines = [f"您好，{ctx.person.name or ''}（{ROLE_NAMES[role]}）。{INTRO[role]}", "可用指令："]
-    lines += [f"· {line}" for line in build_router().help_lines(role)]
+    # The router that dispatched this message knows every command (it is the composed one).
+    lines += [f"· {line}" for line in (ctx.routes.help_lines(role) if ctx.routes is not None else [])]
     await ctx.reply("\n".join(lines))
 
 

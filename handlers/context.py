@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +14,13 @@ from handlers.messages import IncomingMessage, OutgoingKind, OutgoingMessage
 from handlers.outbox import Outbox
 from handlers.services import Services
 from handlers.settings import Settings
-from storage.models import Identity, Person
+from storage.models import Identity, Person, Role
+
+
+class Routes(Protocol):
+    """What a handler may ask of the composed router it runs in (``handlers/router.py::Router``)."""
+
+    def help_lines(self, role: Role) -> list[str]: ...
 
 
 @dataclass
@@ -30,6 +37,9 @@ class HandlerContext:
     # the handler that answers the tap; None leaves the card as it is. The pipeline turns it into a
     # CARD_UPDATE when the tap came from a channel whose cards can be updated (WeCom).
     tap_outcome: str | None = None
+    # The composed router this message (or console action) is dispatched through, set by the router as
+    # it dispatches: 帮助 lists its routes without importing the composition (``handlers/app.py``).
+    routes: Routes | None = None
 
     @property
     def clock(self) -> Clock:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from handlers import candidates, timers
 from handlers.cases import add_event, summary, transition
 from handlers.context import HandlerContext
 from handlers.messages import Button, card
+from handlers.offer_states import answer_offer
+from handlers.quiet import person_quiet_until
 from storage.models import Case, CaseState, Craftsman, Enterprise, Offer, OfferState, Person, Timer
 
 OFFER_TIMEOUT = "offer_timeout"
@@ -92,8 +94,6 @@ async def make_offer(
         data={"craftsman_id": craftsman_id, "reasons": reasons or []},
     )
     if not case.urgent:
-        from handlers.quiet import person_quiet_until
-
         until = await person_quiet_until(ctx, craftsman_id, now)
         if until is not None:  # a non-urgent offer waits for the morning; its answer clock starts then
             timers.schedule(ctx.session, OFFER_SEND, until, now=now, case_id=case.id, offer_id=offer.id,
@@ -116,11 +116,8 @@ async def send_offer(ctx: HandlerContext, case: Case, offer: Offer, *, reasons: 
     if reasons:
         body += "\n推荐理由：" + "；".join(reasons[:3])
     body += f"\n请在 {minutes} 分钟内答复。"
-    if case.urgent:
-        from handlers.quiet import person_quiet_until
-
-        if await person_quiet_until(ctx, offer.craftsman_id, now) is not None:
-            body += "\n（紧急需求：虽在您的免打扰时段，仍及时通知您，敬请谅解。）"
+    if case.urgent and await person_quiet_until(ctx, offer.craftsman_id, now) is not None:
+        body += "\n（紧急需求：虽在您的免打扰时段，仍及时通知您，敬请谅解。）"
     buttons = [Button("接单", f"接单 {case.number}"), Button("婉拒", f"婉拒 {case.number}")]
     await ctx.outbox.to_person(offer.craftsman_id, card(title, body, buttons, urgent=case.urgent), case_id=case.id)
     timers.schedule(
@@ -172,15 +169,8 @@ async def withdraw_pending(ctx: HandlerContext, case: Case, *, state: OfferState
     for o in await offers_of(ctx, case):
         if o.state != OfferState.PENDING:
             continue
-        result = await ctx.session.execute(
-            update(Offer)
-            .where(Offer.id == o.id, Offer.state == OfferState.PENDING.value)
-            .values(state=state.value, answered_at=ctx.now())
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not await answer_offer(ctx.session, o, state, now=ctx.now()):
             continue
-        o.state, o.answered_at = state.value, ctx.now()  # the bulk UPDATE does not touch loaded objects
         if notify:
             await ctx.outbox.to_person(o.craftsman_id, notify, case_id=case.id)
     await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT, OFFER_SEND])
@@ -191,15 +181,8 @@ async def on_offer_timeout(ctx: HandlerContext, timer: Timer) -> None:
     offer = await ctx.session.get(Offer, timer.offer_id)
     if offer is None or offer.state != OfferState.PENDING:
         return
-    result = await ctx.session.execute(
-        update(Offer)
-        .where(Offer.id == offer.id, Offer.state == OfferState.PENDING.value)
-        .values(state=OfferState.EXPIRED.value, answered_at=ctx.now())
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await answer_offer(ctx.session, offer, OfferState.EXPIRED, now=ctx.now()):
         return
-    offer.state, offer.answered_at = OfferState.EXPIRED.value, ctx.now()
     case = await ctx.session.get(Case, offer.case_id)
     if case is None:
         return

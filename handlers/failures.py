@@ -24,13 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import timers
 from handlers.context import HandlerContext
 from handlers.outbox import Outbox
-from handlers.pipeline import SORRY
 from handlers.services import Services
 from storage.db import dialect_of
 from storage.models import IDENTITY_OF, InboxMessage, InboxState, Person, Timer, TimerState
 
 ALERT = "inbox.failure_alert"  # timer kind
 MAX_SENDERS = 10  # senders named in one alert; the rest are counted
+SORRY = "抱歉，系统暂时出了点问题，您的消息没能处理。工作人员已收到提醒，请稍后再试。"  # to the sender, once a burst
 _LOCK_KEY = 0x43524C46  # pg_advisory_xact_lock key of "recording a failed message" ("CRLF")
 
 
@@ -88,5 +88,5 @@ def alert_text(payload: dict[str, Any], window_min: int) -> str:
 
 
 async def send_failure_alert(ctx: HandlerContext, timer: Timer) -> None:
-    """The timer of kind :data:`ALERT` (registered in ``handlers/__init__.py::build_timers``)."""
+    """The timer of kind :data:`ALERT` (registered in ``handlers/app.py::build_timers``)."""
     await ctx.outbox.to_staff(alert_text(timer.payload, ctx.settings.bot.failure_alert_min))

@@ -40,6 +40,16 @@ class IncomingMessage:
     messages of one person on one channel. ``media_ref`` is a channel-specific handle (a media id or a
     download code) that only the adapter that produced it can resolve; ``media_path`` is set once the
     file is stored locally.
+
+    What the domain acts on is typed and filled by the adapter; handlers never read platform keys:
+
+    - ``reply_handle``: an opaque handle for updating the card this tap came from (None: the card
+      cannot be updated). The pipeline hands it back in a ``CARD_UPDATE``.
+    - ``identity_extra``: opaque data for reaching this sender later (merged into the sender
+      identity's ``extra``, which the channel's sender receives back); the pipeline stores it unread.
+    - ``directory_user``: the sender comes from an organisation's directory, so an unknown one may be
+      ignored (``bot.unknown_user_role = "ignore"``); people who found a public account are never ignored.
+    - ``extra``: adapter-private diagnostics kept with the inbox row; nothing in handlers/ reads it.
     """
 
     channel: Channel
@@ -51,7 +61,10 @@ class IncomingMessage:
     media_ref: str | None = None
     media_path: str | None = None
     location: tuple[float, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # adapter-private data (e.g. DingTalk sessionWebhook)
+    reply_handle: str | None = None
+    identity_extra: dict[str, Any] = field(default_factory=dict)
+    directory_user: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def conversation(self) -> str:

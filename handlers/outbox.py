@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.clock import Clock
 from handlers.messages import OutgoingMessage, text
-from storage.models import Identity, OutboxMessage, OutboxState, Person, Role
+from handlers.visibility import told_of
+from storage.models import Identity, OutboxMessage, OutboxState
 
 HELD_FLAG = "held_messages"  # on Identity.extra: the platform refused messages to it for now (see bot/sender)
 
@@ -86,21 +87,10 @@ class Outbox:
     async def to_staff(
         self, message: OutgoingMessage | str, *, case_id: int | None = None, groups: tuple[str, ...] = ()
     ) -> int:
-        """Tell every staff member (and group leads of ``groups``). Returns how many were queued."""
-        from storage.models import StaffMember  # local: keeps the import graph of this module small
-
-        rows = (
-            await self._session.execute(
-                select(Person, StaffMember)
-                .join(StaffMember, StaffMember.person_id == Person.id, isouter=True)
-                .where(Person.role == Role.STAFF.value)
-                .order_by(Person.id)
-            )
-        ).all()
+        """Tell the staff who receive news of ``groups`` (``handlers/visibility.py::told_of``: everyone but
+        the group leads of other groups). Returns how many were queued."""
         count = 0
-        for person, staff in rows:
-            if staff is not None and staff.staff_role == "group_lead" and not set(staff.groups) & set(groups):
-                continue
-            if await self.to_person(person.id, message, case_id=case_id):
+        for person_id in await told_of(self._session, groups):
+            if await self.to_person(person_id, message, case_id=case_id):
                 count += 1
         return count

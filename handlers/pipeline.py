@@ -7,17 +7,19 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import build_router
+from handlers.app import build_router
 from handlers.context import HandlerContext, UserError
 from handlers.dialogs import DialogView
+from handlers.enterprise.chat import enterprise_media
+from handlers.enterprise.intake import start_registration
 from handlers.messages import IncomingKind, IncomingMessage, card_update
 from handlers.outbox import Outbox, release_held
+from handlers.relay import relay
 from handlers.services import Services
 from storage.db import dialect_of
 from storage.models import IDENTITY_OF, Identity, Person, Role
 
 log = logging.getLogger(__name__)
-SORRY = "抱歉，系统暂时出了点问题，您的消息没能处理。工作人员已收到提醒，请稍后再试。"
 
 
 # One person may write on several channels: several conversations, which the inbox claim lets run at
@@ -48,7 +50,7 @@ async def identify(session: AsyncSession, services: Services, msg: IncomingMessa
         await lock_person(session, identity.person_id)
     now = services.clock.now()
     if identity is None:
-        if services.settings.bot.unknown_user_role == "ignore" and msg.channel.value in ("wecom", "dingtalk"):
+        if services.settings.bot.unknown_user_role == "ignore" and msg.directory_user:
             return None
         person = Person(role=Role.ENTERPRISE.value, name="", created_at=now)
         session.add(person)
@@ -58,10 +60,8 @@ async def identify(session: AsyncSession, services: Services, msg: IncomingMessa
     identity.last_seen_at = now
     if await release_held(session, identity, now):  # the sender is woken by this message's commit
         log.info("released held messages", extra={"channel": msg.channel.value, "event": "outbox.released"})
-    webhook = msg.extra.get("session_webhook")
-    if webhook:
-        identity.extra = {**identity.extra, "session_webhook": webhook,
-                          "session_webhook_expires_ms": msg.extra.get("session_webhook_expires_ms")}
+    if msg.identity_extra:  # opaque to us: how the channel reaches this sender (its sender reads it back)
+        identity.extra = {**identity.extra, **msg.identity_extra}
     await session.flush()
     return identity
 
@@ -102,11 +102,11 @@ async def handle_incoming(session: AsyncSession, services: Services, msg: Incomi
 async def update_tapped_card(ctx: HandlerContext, msg: IncomingMessage) -> None:
     """Queue the tapped card's new look after the tap's replies, so a failing update never holds them up.
 
-    Only a card tap that carries the platform's handle for updating that card (WeCom's
-    ``response_code``) and whose handler stated an outcome gets one.
+    Only a card tap that carries the adapter's handle for updating that card
+    (:attr:`IncomingMessage.reply_handle`) and whose handler stated an outcome gets one.
     """
-    ref = msg.extra.get("response_code") if msg.kind == IncomingKind.BUTTON else None
-    if not isinstance(ref, str) or not ref or not ctx.tap_outcome or ctx.identity is None:
+    ref = msg.reply_handle if msg.kind == IncomingKind.BUTTON else None
+    if not ref or not ctx.tap_outcome or ctx.identity is None:
         return
     await ctx.outbox.to_identity(ctx.identity, card_update(ctx.tap_outcome, ref))
 
@@ -116,21 +116,15 @@ async def route(ctx: HandlerContext, msg: IncomingMessage) -> None:
     if msg.kind in (IncomingKind.IMAGE, IncomingKind.VOICE, IncomingKind.FILE):
         caption = msg.text.strip()
         if ctx.person.role == Role.ENTERPRISE:
-            from handlers.enterprise.chat import enterprise_media
-
             await enterprise_media(ctx, msg.kind.value, msg.media_path, caption)
             return
-        from handlers.relay import relay
-
         if not await relay(ctx, text=caption, media_path=msg.media_path, kind=msg.kind.value):
             await ctx.reply("已收到。您目前没有进行中的案件，文件未转发。")
         return
     if msg.kind == IncomingKind.EVENT:
-        if msg.text in ("subscribe", "enter_agent") and ctx.person.role == Role.ENTERPRISE and not ctx.person.enterprise_id:
-            from handlers.enterprise.intake import start_registration
-
-            if ctx.dialog.flow is None:
-                await start_registration(ctx, "")
+        if (msg.text in ("subscribe", "enter_agent") and ctx.person.role == Role.ENTERPRISE
+                and not ctx.person.enterprise_id and ctx.dialog.flow is None):
+            await start_registration(ctx, "")
         return
     text = msg.text
     if msg.kind == IncomingKind.LOCATION:

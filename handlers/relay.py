@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from handlers import reminders
 from handlers.cases import current_case, open_cases_of
 from handlers.context import HandlerContext
 from handlers.messages import OutgoingKind, OutgoingMessage
-from storage.models import Case, Enterprise, Person, RelayedMessage, Role
+from storage.models import ACTIVE_STATES, Case, CaseState, Enterprise, Person, RelayedMessage, Role
 
 
 async def counterpart(ctx: HandlerContext, case: Case) -> int | None:
@@ -47,9 +48,10 @@ async def relay(ctx: HandlerContext, *, text: str = "", media_path: str | None =
         case.awaiting_enterprise = text.rstrip().endswith(("?", "？"))
     else:
         case.awaiting_enterprise = False
-    from handlers.followups import after_message  # progress clock and enterprise follow-up
-
-    await after_message(ctx, case)
+    # A relayed message counts as activity, and it starts or answers the enterprise follow-up.
+    if CaseState(case.state) in ACTIVE_STATES:
+        await reminders.reset_progress_clock(ctx, case)
+    await reminders.track_enterprise_answer(ctx, case)
     if len(await open_cases_of(ctx.session, ctx.person)) > 1:
         await ctx.reply(f"已转给 #{case.number}。（您有多个进行中的案件，回复「切换 编号」可更换当前案件）")
     return True

@@ -19,7 +19,9 @@ from handlers.cases import add_event
 from handlers.context import HandlerContext
 from handlers.messages import Button, OutgoingMessage, card
 from handlers.quiet import add_working_hours, hold_for_quiet
-from storage.models import ACTIVE_STATES, Case, CaseState, Person, RelayedMessage, Role, StaffMember, Timer
+from handlers.ratings import close_unrated, rating_buttons
+from handlers.visibility import told_of
+from storage.models import ACTIVE_STATES, Case, CaseState, RelayedMessage, Timer
 
 PROGRESS_NUDGE = "progress_nudge"
 PROGRESS_ESCALATE = "progress_escalate"
@@ -31,13 +33,8 @@ ENTERPRISE_FOLLOWUP = "enterprise_followup"
 
 
 async def staff_ids(ctx: HandlerContext, groups: tuple[str, ...] = ()) -> list[int]:
-    """Who ``Outbox.to_staff`` would tell: every staff member, and group leads only of ``groups``."""
-    rows = (await ctx.session.execute(
-        select(Person.id, StaffMember.staff_role, StaffMember.groups)
-        .join(StaffMember, StaffMember.person_id == Person.id, isouter=True)
-        .where(Person.role == Role.STAFF.value).order_by(Person.id)
-    )).all()
-    return [pid for pid, role, mine in rows if role != "group_lead" or set(mine or []) & set(groups)]
+    """Who ``Outbox.to_staff`` would tell (``handlers/visibility.py::told_of``)."""
+    return await told_of(ctx.session, groups)
 
 
 async def _tell(ctx: HandlerContext, timer: Timer, recipients: list[int], message: OutgoingMessage | str,
@@ -161,8 +158,6 @@ async def on_feedback_nudge(ctx: HandlerContext, timer: Timer) -> None:
     case = await _case(ctx, timer)
     if case is None or case.state != CaseState.RESOLVED:
         return
-    from handlers.feedback import rating_buttons
-
     await _tell(ctx, timer, [case.requester_id], card(
         f"请为 #{case.number} 打分", "师傅的服务您还满意吗？点一下星级即可（1–5 分）。", rating_buttons(case.number)
     ), case)
@@ -173,8 +168,6 @@ async def on_feedback_close(ctx: HandlerContext, timer: Timer) -> None:
     case = await _case(ctx, timer)
     if case is None or case.state != CaseState.RESOLVED:
         return
-    from handlers.feedback import close_unrated
-
     await close_unrated(ctx, case)
 
 

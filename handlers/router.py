@@ -1,4 +1,4 @@
-"""Routers per role and flow, composed in ``handlers.build_router``; first match wins.
+"""Routers per role and flow, composed in ``handlers/app.py::build_router``; first match wins.
 
 A message is, in order: a command of the sender's role (``接单 1024``), else the next step of the
 sender's open dialog, else the role's fallback (relay to the current case, or a new request).
@@ -120,14 +120,22 @@ class Router:
     def help_lines(self, role: Role) -> list[str]:
         return [c.summary for c in self.commands if role in c.roles and c.summary]
 
+    async def run_command(self, ctx: HandlerContext, cmd: Command) -> bool:
+        """Run ``cmd`` if it is a command of the sender's role here; False if it is not."""
+        role = Role(ctx.person.role)
+        for route in self.commands:
+            if role in route.roles and cmd.name in route.names:
+                ctx.routes = self
+                await route.handler(ctx, cmd)
+                return True
+        return False
+
     async def dispatch(self, ctx: HandlerContext, text: str) -> None:
         role = Role(ctx.person.role)
+        ctx.routes = self
         cmd = parse_command(text, self.names_for(role))
-        if cmd is not None:
-            for route in self.commands:
-                if role in route.roles and cmd.name in route.names:
-                    await route.handler(ctx, cmd)
-                    return
+        if cmd is not None and await self.run_command(ctx, cmd):
+            return
         flow = ctx.dialog.flow
         ttl = self.dialog_ttl.get(flow or "")
         if ttl is not None and ctx.dialog.updated_at is not None and ctx.now() - ctx.dialog.updated_at > ttl:

@@ -3,6 +3,10 @@
 Every setting is a dataclass field with a default; ``config.example.toml`` documents each one. A wrong
 or missing value raises :class:`ConfigError` whose message is one line naming the key and what was
 expected; the CLI prints it and exits without a traceback.
+
+These are the domain's settings. The service adds its own sections (the channels' credentials and API
+URLs, ``bot/config.py``) through :func:`parse_settings`'s ``sections`` and ``check``: they are built
+and reported by the same rules and kept in :attr:`Settings.sections`, which nothing in handlers/ reads.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import dataclasses
 import os
 import re
 import tomllib
-import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from storage.models import StaffRole
 
 ENV_PREFIX = "CRAFTLINK_"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -123,41 +129,8 @@ class ConsoleSettings:
 class StaffEntry:
     name: str = ""
     role: str = "staff"
-    channel: str = ""  # required: wecom | wechat | dingtalk | web (web only with the demo playground)
+    channel: str = ""  # required: one of the service's channels (bot/config.py checks which)
     user_id: str = ""
-
-
-@dataclass
-class WeComSettings:
-    corp_id: str = ""
-    agent_id: int = 0
-    secret: str = ""
-    token: str = ""
-    encoding_aes_key: str = ""
-    api_base: str = "https://qyapi.weixin.qq.com"
-    timestamp_window_s: int = 300
-
-
-@dataclass
-class WeChatSettings:
-    app_id: str = ""
-    app_secret: str = ""
-    token: str = ""
-    encoding_aes_key: str = ""  # empty = plaintext mode
-    api_base: str = "https://api.weixin.qq.com"
-    timestamp_window_s: int = 300
-    template_id_notice: str = ""  # template message used outside the 48-hour window
-    template_field: str = "thing1"  # the notice template's field that gets a ≤20-character summary
-    passive_reply_ms: int = 1500  # wait this long for a reply to answer in the callback itself; 0 = never
-
-
-@dataclass
-class DingTalkSettings:
-    app_key: str = ""
-    app_secret: str = ""
-    robot_code: str = ""
-    api_base: str = "https://api.dingtalk.com"
-    timestamp_window_s: int = 3600
 
 
 @dataclass
@@ -170,9 +143,9 @@ class Settings:
     holidays: HolidaySettings = field(default_factory=HolidaySettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     staff: list[StaffEntry] = field(default_factory=list)
-    wecom: WeComSettings | None = None
-    wechat: WeChatSettings | None = None
-    dingtalk: DingTalkSettings | None = None
+    # The service's own sections by name (bot/config.py: [wecom], [wechat], [dingtalk]); a section left
+    # out of the file is absent. Opaque to the domain.
+    sections: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # the file it came from, for messages
 
     @property
@@ -180,15 +153,8 @@ class Settings:
         return ZoneInfo(self.bot.timezone)
 
 
-STAFF_CHANNELS = ("wecom", "wechat", "dingtalk", "web")
-
-_REQUIRED_WHEN_ENABLED: dict[str, tuple[str, ...]] = {
-    "wecom": ("corp_id", "agent_id", "secret", "token", "encoding_aes_key"),
-    "wechat": ("app_id", "app_secret", "token"),
-    "dingtalk": ("app_key", "app_secret", "robot_code"),
-}
-
 T = TypeVar("T")
+_OWN = ("sections", "source")  # fields of Settings that are not a section of the file
 
 
 def _coerce(key: str, value: Any, typ: Any) -> Any:
@@ -224,12 +190,13 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item_type,) = typing.get_args(typ)
         if isinstance(item_type, type) and dataclasses.is_dataclass(item_type):
-            return [_build(f"{key}[{i}]", v, item_type, env=False) for i, v in enumerate(value)]
+            return [build_section(f"{key}[{i}]", v, item_type, env=False) for i, v in enumerate(value)]
         return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
     raise ConfigError(f"{key}: unsupported setting type")
 
 
-def _build(prefix: str, raw: Any, cls: type[T], *, env: bool = True) -> T:
+def build_section(prefix: str, raw: Any, cls: type[T], *, env: bool = True) -> T:
+    """One ``[prefix]`` table as ``cls``, each key overridable by ``CRAFTLINK_<PREFIX>_<KEY>``."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix}: expected a table of settings, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -252,25 +219,33 @@ def _check_time(key: str, value: str) -> None:
         raise ConfigError(f"{key}: expected a time like 08:30, got {value!r}")
 
 
-def parse_settings(raw: dict[str, Any], *, source: str = "") -> Settings:
-    """Build :class:`Settings` from a parsed TOML document plus the environment."""
-    known = {f.name for f in dataclasses.fields(Settings)} - {"source"}
-    for unknown in sorted(set(raw) - known):
+Check = Callable[[Settings], None]
+
+
+def parse_settings(raw: dict[str, Any], *, source: str = "", sections: Mapping[str, type] | None = None,
+                   check: Check | None = None) -> Settings:
+    """Build :class:`Settings` from a parsed TOML document plus the environment.
+
+    ``sections``: the service's optional sections (name → dataclass), kept in ``Settings.sections``
+    when present in ``raw``; ``check`` then validates them, raising :class:`ConfigError` like the rest.
+    """
+    extra = dict(sections or {})
+    known = {f.name for f in dataclasses.fields(Settings)} - set(_OWN)
+    for unknown in sorted(set(raw) - known - set(extra)):
         raise ConfigError(f"[{unknown}]: unknown section (see config.example.toml)")
     hints = typing.get_type_hints(Settings)
     kwargs: dict[str, Any] = {"source": source}
     for name in known:
-        typ = hints[name]
         if name == "staff":
-            kwargs[name] = _coerce("staff", raw.get("staff", []), typ)
+            kwargs[name] = _coerce("staff", raw.get("staff", []), hints[name])
             continue
-        optional = typing.get_origin(typ) in (typing.Union, types.UnionType)
-        cls = next(t for t in typing.get_args(typ) if t is not type(None)) if optional else typ
-        if optional and name not in raw:
-            continue  # a channel section left out disables that channel
-        kwargs[name] = _build(name, raw.get(name, {}), cls)
+        kwargs[name] = build_section(name, raw.get(name, {}), hints[name])
+    # A service section left out stays absent (a channel left out is disabled).
+    kwargs["sections"] = {name: build_section(name, raw[name], cls) for name, cls in extra.items() if name in raw}
     settings = Settings(**kwargs)
     _validate(settings)
+    if check is not None:
+        check(settings)
     return settings
 
 
@@ -307,32 +282,18 @@ def _validate(s: Settings) -> None:
     start, _, end = s.timers.quiet_hours.partition("-")
     _check_time("timers.quiet_hours", start)
     _check_time("timers.quiet_hours", end)
-    if s.wechat is not None and not 0 <= s.wechat.passive_reply_ms <= 4000:
-        raise ConfigError(  # the platform gives up on a callback after 5 s and retries it
-            f"wechat.passive_reply_ms: expected 0-4000 (the platform waits 5 s), got {s.wechat.passive_reply_ms}"
-        )
     if s.console.lockout_attempts < 0 or s.console.lockout_minutes <= 0:
         raise ConfigError("console.lockout_attempts and console.lockout_minutes: expected >= 0 and > 0")
     for i, st in enumerate(s.staff):
-        if st.role not in ("admin", "staff", "group_lead"):
-            raise ConfigError(f"staff[{i}].role: expected admin, staff or group_lead, got {st.role!r}")
+        if st.role not in {r.value for r in StaffRole}:
+            roles = ", ".join(r.value for r in StaffRole)
+            raise ConfigError(f"staff[{i}].role: expected one of {roles}, got {st.role!r}")
         if not st.name or not st.user_id:
             raise ConfigError(f"staff[{i}]: expected name and user_id")
-        if st.channel not in STAFF_CHANNELS:
-            raise ConfigError(f"staff[{i}].channel: expected one of {', '.join(STAFF_CHANNELS)}, got {st.channel!r}")
-    _check_playground(s)
-    for section, required in _REQUIRED_WHEN_ENABLED.items():
-        value = getattr(s, section)
-        if value is None:
-            continue
-        for key in required:
-            if not getattr(value, key):
-                env_name = f"{ENV_PREFIX}{section}_{key}".upper()
-                raise ConfigError(f"{section}.{key}: required when [{section}] is present (or set {env_name})")
 
 
 def _validate_delivery(bot: BotSettings) -> None:
-    """The outbox's timings (bot/sender.py): a send must end inside its lease, and a resend after the
+    """The outbox's timings (bot/pipeline/sender.py): a send must end inside its lease, and a resend after the
     lease must fall inside WeCom's duplicate-check window (bot/channels/wecom_sender.py, 1800 s)."""
     if not 0 < bot.send_timeout_s <= 120:
         raise ConfigError(f"bot.send_timeout_s: expected a positive number of seconds up to 120, got {bot.send_timeout_s}")
@@ -349,35 +310,20 @@ def _validate_delivery(bot: BotSettings) -> None:
             f"bot.channel_down_alert_min: expected a positive number of minutes, got {bot.channel_down_alert_min}")
 
 
-def real_channels(s: Settings) -> list[str]:
-    """The configured platform channels (each one reaches real people)."""
-    return [name for name in ("wecom", "wechat", "dingtalk") if getattr(s, name) is not None]
-
-
-def _check_playground(s: Settings) -> None:
-    """The playground lets anyone act as any web-chat user, so it runs alone unless the operator opts in."""
-    if not s.server.playground or s.server.playground_with_real_channels:
-        return
-    if channels := real_channels(s):
-        raise ConfigError(
-            f"server.playground: refused next to real channels ([{'], ['.join(channels)}]): anyone could act as "
-            "anyone; turn it off, or set server.playground_with_real_channels = true")
-    if s.staff:  # real staff: on "web" anyone could act as them, elsewhere they make this a real database
-        raise ConfigError(
-            f"server.playground: refused with [[staff]] entries ({s.staff[0].name} on {s.staff[0].channel}, …): "
-            "anyone could act as staff; turn it off, or set server.playground_with_real_channels = true")
-
-
 def demo_mode(s: Settings) -> bool:
     """The playground on its own (``make demo``, the tests): the only case in which a web-chat identity
-    may receive a console login link. The database check is ``craftlink serve``'s (bot/cli.py)."""
+    may receive a console login link. The database check is ``craftlink serve``'s (bot/cli/main.py)."""
     return s.server.playground and not s.server.playground_with_real_channels
 
 
-def load_settings(path: str | Path | None) -> Settings:
-    """Load a TOML file (or only defaults and environment when ``path`` is None)."""
+def load_settings(path: str | Path | None, *, sections: Mapping[str, type] | None = None,
+                  check: Check | None = None) -> Settings:
+    """Load a TOML file (or only defaults and environment when ``path`` is None); see :func:`parse_settings`.
+
+    The service loads its configuration through ``bot/config.py::load_settings``, which adds its sections.
+    """
     if path is None:
-        return parse_settings({}, source="(defaults)")
+        return parse_settings({}, source="(defaults)", sections=sections, check=check)
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
@@ -385,4 +331,4 @@ def load_settings(path: str | Path | None) -> Settings:
         raise ConfigError(f"{p}: config file not found (copy config.example.toml)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
-    return parse_settings(raw, source=str(p))
+    return parse_settings(raw, source=str(p), sections=sections, check=check)

@@ -1,7 +1,7 @@
 """Timers are rows: scheduled in the transaction of what they belong to, fired once by the poller.
 
 What a kind of timer does is looked up in a :class:`TimerRegistry`, built explicitly in one place
-(``handlers/__init__.py::build_timers``, beside ``build_router``) and handed to the poller
+(``handlers/app.py::build_timers``, beside ``build_router``) and handed to the poller
 (``scheduler/poller.py``), which claims due rows and runs their handler in one transaction per timer.
 Nothing registers itself on import: a process knows every kind from the moment it starts.
 """

@@ -31,7 +31,8 @@ from handlers.reports.digest import build_digest
 from handlers.reports.monthly import craftsman_text
 from handlers.reports.quarterly import build_quarterly, quarterly_markdown
 from handlers.services import Services
-from storage.models import JobRun, Person, Role, StaffMember
+from handlers.visibility import staff_scopes
+from storage.models import JobRun
 
 log = logging.getLogger(__name__)
 DIGEST = "digest.daily"
@@ -51,13 +52,8 @@ async def claim(session: AsyncSession, job: str, period: str, *, instance: str, 
 
 
 async def staff_filters(session: AsyncSession) -> list[tuple[int, set[str] | None]]:
-    """Every staff member with the trade groups they see (None = all; a group lead sees their groups)."""
-    rows = (await session.execute(
-        select(Person.id, StaffMember.staff_role, StaffMember.groups)
-        .join(StaffMember, StaffMember.person_id == Person.id, isouter=True)
-        .where(Person.role == Role.STAFF.value).order_by(Person.id)
-    )).all()
-    return [(pid, set(groups or []) if role == "group_lead" else None) for pid, role, groups in rows]
+    """Every staff member with the trade groups they see (None = all): ``handlers/visibility.py``."""
+    return [(pid, scope.group_set()) for pid, scope in await staff_scopes(session)]
 
 
 def _at(text: str) -> time:
@@ -73,8 +69,8 @@ def due_digest_day(services: Services) -> date:
         local.date() - timedelta(days=1)
 
 
-async def send_digests(session: AsyncSession, services: Services, today: date, first_day: date | None,
-                       *, dry_run: bool = False) -> list[tuple[int, str]]:
+async def _send_digests(session: AsyncSession, services: Services, today: date, first_day: date | None,
+                        *, dry_run: bool = False) -> list[tuple[int, str]]:
     """Build the digest (one per distinct view) and queue it to each staff member; return (person, text)."""
     settings, now = services.settings, services.clock.now()
     outbox = Outbox(session, services.clock)
@@ -92,23 +88,37 @@ async def send_digests(session: AsyncSession, services: Services, today: date, f
     return sent
 
 
-async def run_daily_digest(sessions: async_sessionmaker[AsyncSession], services: Services) -> int:
-    """Send the due digest once across all instances; return how many staff messages were queued."""
+async def run_daily_digest(sessions: async_sessionmaker[AsyncSession], services: Services, *,
+                           on_demand: bool = False, dry_run: bool = False) -> list[tuple[int, str]]:
+    """Queue the daily digest to every staff member; return each one's ``(person id, digest text)``.
+
+    Scheduled (the default): the due day's digest (:func:`due_digest_day`), once across all instances
+    (``[]`` if its period was claimed already), covering the days since the last one sent.
+    ``on_demand`` (``craftlink digest --now``): today's digest now, whether or not it went already,
+    claiming today so the scheduled run does not send it again. ``dry_run``: built and returned,
+    nothing claimed or queued.
+    """
     settings, now = services.settings, services.clock.now()
-    today = due_digest_day(services)
+    today = services.clock.now().astimezone(settings.tz).date() if on_demand else due_digest_day(services)
     async with sessions() as session, session.begin():
-        last = await session.scalar(select(JobRun.period).where(JobRun.job == DIGEST).order_by(JobRun.period.desc())
-                                    .limit(1))
-        if not await claim(session, DIGEST, today.isoformat(), instance=services.instance, now=now):
-            return 0
         first = None
-        if last is not None and last < today.isoformat():
-            # The last digest sent covered the day before it; everything since is still unreported.
-            first = max(date.fromisoformat(last), today - timedelta(days=settings.timers.digest_catch_up_days))
-        sent = await send_digests(session, services, today, first)
+        if not on_demand:
+            last = await session.scalar(select(JobRun.period).where(JobRun.job == DIGEST)
+                                        .order_by(JobRun.period.desc()).limit(1))
+            if not dry_run and not await claim(session, DIGEST, today.isoformat(), instance=services.instance,
+                                               now=now):
+                return []
+            if last is not None and last < today.isoformat():
+                # The last digest sent covered the day before it; everything since is still unreported.
+                first = max(date.fromisoformat(last), today - timedelta(days=settings.timers.digest_catch_up_days))
+        elif not dry_run:
+            await claim(session, DIGEST, today.isoformat(), instance=services.instance, now=now)
+        sent = await _send_digests(session, services, today, first, dry_run=dry_run)
+    if dry_run:
+        return sent
     services.on_outbox()
     log.info("daily digest %s sent to %d staff", today, len(sent))
-    return len(sent)
+    return sent
 
 
 def due_report_month(services: Services) -> str:
@@ -129,7 +139,7 @@ async def run_monthly(sessions: async_sessionmaker[AsyncSession], services: Serv
     async with sessions() as session, session.begin():
         if not await claim(session, MONTHLY, month, instance=services.instance, now=now):
             return 0
-        bundle = await build_bundle(session, settings, month, now)
+        bundle = await build_bundle(session, services, month)
         outbox = Outbox(session, services.clock)
         for pid, _ in await staff_filters(session):
             for msg in bundle.messages():

@@ -1,11 +1,12 @@
 """Firing due timers: each claimed and fired in its own transaction, oldest first.
 
-A claim is a row lock on PostgreSQL (``FOR UPDATE SKIP LOCKED``) plus the state check, so two
-instances never fire one timer; a crash before commit leaves it pending, so none is lost. Timers that
-fell due while the service was down fire on the next poll, oldest first.
+A claim is a row lock on PostgreSQL (``FOR UPDATE SKIP LOCKED``) plus the state check
+(:class:`storage.queues.TimerQueue`), so two instances never fire one timer; a crash before commit
+leaves it pending, so none is lost. Timers that fell due while the service was down fire on the next
+poll, oldest first.
 
 What each kind does comes from the :class:`~handlers.timers.TimerRegistry` the poller is given
-(``handlers.build_timers``). The guarantees:
+(``handlers.app.build_timers``). The guarantees:
 
 - A timer of a kind the registry does not know is **never consumed**: it is not even selected, so it
   stays pending (a newer instance, or this one after a deploy, fires it) and cannot crowd the batch.
@@ -15,30 +16,31 @@ What each kind does comes from the :class:`~handlers.timers.TimerRegistry` the p
   timer gets ``attempts + 1``, ``last_error`` and a ``due_at`` pushed back by a capped exponential
   backoff (:func:`backoff`), so it is neither retried at every poll nor in the way of the timers
   behind it. At ``timers.max_attempts`` it ends ``failed`` and staff get one alert through the outbox
-  (as for an inbox message that keeps failing, ``bot/worker.py``).
+  (as for an inbox message that keeps failing, ``bot/pipeline/worker.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import metrics
 from handlers.context import HandlerContext
 from handlers.dialogs import DialogView
 from handlers.outbox import Outbox
 from handlers.services import Services
 from handlers.timers import TimerRegistry
-from storage.db import dialect_of
 from storage.models import Case, Person, Role, Timer, TimerState
+from storage.queues import TimerQueue
 
 log = logging.getLogger(__name__)
 BATCH = 200
 BACKOFF_FIRST_S = 30.0
 BACKOFF_MAX_S = 3600.0
+# Told (kind, due_at, fired_at) after each firing commits: how the service counts them (bot/app.py).
+FiredHook = Callable[[str, datetime, datetime], None]
 
 
 def backoff(attempts: int) -> timedelta:
@@ -57,13 +59,17 @@ async def _system_person(session: AsyncSession, timer: Timer) -> Person:
 
 
 class TimerPoller:
-    """Fires the due timers whose kind ``registry`` knows; one per process (``scheduler/wiring.py``)."""
+    """Fires the due timers whose kind ``registry`` knows; one per process (``scheduler/wiring.py``).
+
+    ``on_fired`` hears of each firing once it is committed (the service counts them for ``/metrics``).
+    """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], services: Services,
-                 registry: TimerRegistry) -> None:
+                 registry: TimerRegistry, *, on_fired: FiredHook | None = None) -> None:
         self._sessions = sessions
         self._services = services
         self._registry = registry
+        self._on_fired: FiredHook = on_fired or (lambda kind, due_at, fired_at: None)
         self._unhandled: dict[str, int] = {}  # kind → due timers left pending, as last logged
 
     async def poll(self) -> int:
@@ -74,11 +80,7 @@ class TimerPoller:
             now = self._services.clock.now()
             kinds = sorted(self._registry.kinds())  # read at each batch: a kind registered later fires
             async with self._sessions() as session:
-                ids = list((await session.scalars(
-                    select(Timer.id).where(Timer.state == TimerState.PENDING.value, Timer.due_at <= now,
-                                           Timer.kind.in_(kinds))
-                    .order_by(Timer.due_at, Timer.id).limit(BATCH)
-                )).all())
+                ids = await TimerQueue.due(session, now, kinds, BATCH)
             if not ids:
                 return fired
             progressed = False
@@ -98,10 +100,7 @@ class TimerPoller:
         kind has no handler here. A handler's exception propagates, after the rollback."""
         services = self._services
         async with self._sessions() as session, session.begin():
-            stmt = select(Timer).where(Timer.id == timer_id, Timer.state == TimerState.PENDING.value)
-            if dialect_of(session) == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            timer = await session.scalar(stmt)
+            timer = await TimerQueue.claim(session, timer_id)
             if timer is None:
                 return False
             handler = self._registry.handler_for(timer.kind)
@@ -115,7 +114,7 @@ class TimerPoller:
             ctx = HandlerContext(session=session, services=services, person=person,
                                  dialog=DialogView(session, services.clock, person.id, None), outbox=outbox)
             await handler(ctx, timer)
-        metrics.observe_timer(*fired)  # after the commit: a rolled-back firing is not counted
+        self._on_fired(*fired)  # after the commit: a rolled-back firing is not counted
         if outbox.written:
             services.on_outbox()
         return True
@@ -126,10 +125,7 @@ class TimerPoller:
         now = services.clock.now()
         try:
             async with self._sessions() as session, session.begin():
-                stmt = select(Timer).where(Timer.id == timer_id, Timer.state == TimerState.PENDING.value)
-                if dialect_of(session) == "postgresql":
-                    stmt = stmt.with_for_update(skip_locked=True)
-                timer = await session.scalar(stmt)
+                timer = await TimerQueue.claim(session, timer_id)
                 if timer is None:
                     return  # cancelled meanwhile, or another instance is at it
                 timer.attempts += 1
@@ -156,12 +152,7 @@ class TimerPoller:
         now = self._services.clock.now()
         try:
             async with self._sessions() as session:
-                counts = {str(kind): int(n) for kind, n in (await session.execute(
-                    select(Timer.kind, func.count()).where(
-                        Timer.state == TimerState.PENDING.value, Timer.due_at <= now,
-                        Timer.kind.not_in(sorted(self._registry.kinds())))
-                    .group_by(Timer.kind)
-                )).all()}
+                counts = await TimerQueue.due_unknown(session, now, sorted(self._registry.kinds()))
         except Exception:
             log.exception("could not count unhandled timers")
             return
@@ -173,6 +164,6 @@ class TimerPoller:
 
 
 async def poll_due_timers(sessions: async_sessionmaker[AsyncSession], services: Services,
-                          registry: TimerRegistry) -> int:
+                          registry: TimerRegistry, *, on_fired: FiredHook | None = None) -> int:
     """Fire every timer due now with a one-off poller (tests; the service keeps one ``TimerPoller``)."""
-    return await TimerPoller(sessions, services, registry).poll()
+    return await TimerPoller(sessions, services, registry, on_fired=on_fired).poll()

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/make_samples.py
 
 Builds a throw-away SQLite database, seeds the demo people plus three fictional months of cases
-(``bot/demo_history.py``, deterministic), and runs the same builders the scheduled jobs use.
+(``bot/demo/history.py``, deterministic), and runs the same builders the scheduled jobs use.
 The chart has Chinese labels when the machine has a CJK font (e.g. ``apt-get install fonts-wqy-microhei``).
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.demo_history import seed_history  # noqa: E402
+from bot.config import parse_settings  # noqa: E402
+from bot.demo.history import seed_history  # noqa: E402
 from handlers.reports.chart import cjk_font, monthly_chart  # noqa: E402
 from handlers.reports.digest import build_digest  # noqa: E402
 from handlers.reports.monthly import build_monthly, summary_text  # noqa: E402
 from handlers.reports.xlsx import monthly_workbook  # noqa: E402
-from handlers.settings import parse_settings  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 

@@ -62,6 +62,14 @@ class Role(enum.StrEnum):
     STAFF = "staff"
 
 
+class StaffRole(enum.StrEnum):
+    """A staff member's console and visibility role (``staff.staff_role``; the stored values)."""
+
+    ADMIN = "admin"
+    STAFF = "staff"
+    GROUP_LEAD = "group_lead"  # sees and acts on their trade groups only (handlers/visibility.py)
+
+
 class CaseState(enum.StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"  # waiting for staff review
@@ -166,7 +174,7 @@ class StaffMember(Base):
     __tablename__ = "staff"
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
     login: Mapped[str | None] = mapped_column(String(60), unique=True, default=None)
-    staff_role: Mapped[str] = mapped_column(String(20), default="staff")  # admin | staff | group_lead
+    staff_role: Mapped[str] = mapped_column(String(20), default=StaffRole.STAFF.value)  # a StaffRole value
     groups: Mapped[list[Any]] = mapped_column(default=list)  # trade groups of a group lead
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,12 +13,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.keys import services_key, sessions_key
-from bot.sender import sender_key
-from bot.worker import worker_key
+from bot.keys import sender_key, services_key, sessions_key, timers_key, worker_key
+from bot.ops import counters
 from handlers.clock import ManualClock
 from scheduler.poller import poll_due_timers
-from scheduler.wiring import timers_key
 
 
 class Chat:
@@ -99,6 +97,7 @@ class Playground:
         """Move the clock and fire what fell due (the APScheduler job does this in production)."""
         if advance:
             self.clock.advance(advance)
-        fired = await poll_due_timers(self.app[sessions_key], self.app[services_key], self.app[timers_key])
+        fired = await poll_due_timers(self.app[sessions_key], self.app[services_key], self.app[timers_key],
+                                      on_fired=counters.observe_timer)
         await self.settle()
         return fired

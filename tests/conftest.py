@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.app import create_app
+from bot.config import Settings, parse_settings
 from handlers import candidates
 from handlers.clock import ManualClock
-from handlers.settings import Settings, parse_settings
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from tests.chat import Playground

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.channels.base import DeferredSendError, TransientSendError
-from bot.keys import senders_key, services_key, sessions_key
-from bot.sender import BACKOFF_CAP_S, backoff, sender_key
+from bot.keys import sender_key, senders_key, services_key, sessions_key
+from bot.pipeline.sender import BACKOFF_CAP_S, backoff
 from handlers.messages import Channel, OutgoingMessage
 from handlers.outbox import HELD_FLAG, release_held
 from storage.models import Identity, OutboxMessage, OutboxState

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from bot.channels.base import HeldSendError, PermanentSendError, TransientSendError
-from bot.keys import intake_key, senders_key, services_key, sessions_key
-from bot.sender import sender_key
+from bot.keys import intake_key, sender_key, senders_key, services_key, sessions_key
 from handlers.messages import (
     Button,
     Channel,
@@ -157,12 +156,12 @@ async def test_held_message_is_visible_to_staff(playground: Playground) -> None:
 async def test_handler_crash_is_retried_then_reported(playground: Playground, monkeypatch: Any) -> None:
     from datetime import timedelta
 
-    import handlers
+    from handlers.app import build_router
 
     async def boom(*_: Any) -> None:
         raise RuntimeError("simulated bug")
 
-    route = next(r for r in handlers.build_router().commands if "帮助" in r.names)
+    route = next(r for r in build_router().commands if "帮助" in r.names)
     monkeypatch.setattr(route, "handler", boom)
     ent = playground.person("demo-firm-3")
     assert await ent.say("帮助", msg_id="crash-1") == []
@@ -216,7 +215,7 @@ async def test_a_card_update_that_keeps_failing_gives_up_without_a_staff_alert(p
         await playground.settle()
         playground.clock.advance(timedelta(hours=1))
     assert await count(playground, OutboxMessage, OutboxMessage.state == OutboxState.DEAD.value) == 1
-    # Staff hear that WeCom is failing (once, bot/channel_health.py), never about the card update.
+    # Staff hear that WeCom is failing (once, bot/pipeline/channel_health.py), never about the card update.
     alerts = Chat.text_of(await playground.person("demo-staff-1").read())
     assert "发送失败" not in alerts and "已接单" not in alerts
 
@@ -233,7 +232,7 @@ async def test_a_card_update_to_the_web_chat_is_not_shown(playground: Playground
 async def test_a_tap_whose_handler_states_no_outcome_updates_no_card(playground: Playground) -> None:
     intake = playground.app[intake_key]
     await intake.accept(IncomingMessage(channel=Channel.WEB, sender="demo-firm-1", platform_msg_id="tap-help",
-                                        kind=IncomingKind.BUTTON, text="帮助", extra={"response_code": "rc-9"}))
+                                        kind=IncomingKind.BUTTON, text="帮助", reply_handle="rc-9"))
     await playground.settle()
     assert await count(playground, OutboxMessage, OutboxMessage.channel == "web",
                        OutboxMessage.address == "demo-firm-1") == 1  # the answer only

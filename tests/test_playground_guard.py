@@ -12,8 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
 from bot.cli import main
+from bot.config import ConfigError, parse_settings
 from handlers.clock import ManualClock
-from handlers.settings import ConfigError, demo_mode, parse_settings
+from handlers.settings import demo_mode
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Identity, Person
@@ -57,7 +58,7 @@ def public_settings(db_url: str, tmp_path: Path):  # type: ignore[no-untyped-def
 
 async def test_no_login_link_to_web_chat_outside_demo_mode(public_settings, clock: ManualClock,  # type: ignore[no-untyped-def]
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.webchat"):
+    with caplog.at_level(logging.WARNING, logger="bot.channels.webchat"):
         app = create_app(public_settings, clock=clock, run_scheduler=False)
     assert any("PLAYGROUND ON" in r.getMessage() and "REAL CHANNELS" in r.getMessage() for r in caplog.records)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -70,7 +71,7 @@ async def test_no_login_link_to_web_chat_outside_demo_mode(public_settings, cloc
 async def test_demo_mode_still_hands_out_links_and_warns(settings, clock: ManualClock,  # type: ignore[no-untyped-def]
                                                          caplog: pytest.LogCaptureFixture) -> None:
     assert demo_mode(settings)
-    with caplog.at_level(logging.WARNING, logger="bot.webchat"):
+    with caplog.at_level(logging.WARNING, logger="bot.channels.webchat"):
         app = create_app(settings, clock=clock, run_scheduler=False)
     assert any("PLAYGROUND ON" in r.getMessage() for r in caplog.records)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:

@@ -1,17 +1,23 @@
 """The seam between channel adapters and the pipeline.
 
 Inbound, an adapter verifies and parses a callback into an :class:`~handlers.messages.IncomingMessage`
-and hands it to :class:`bot.intake.Intake` (which commits it to the inbox before the adapter answers
-the platform). Outbound, the outbox sender calls the adapter's :class:`ChannelSender`.
+and hands it to :class:`bot.pipeline.intake.Intake` (which commits it to the inbox before the adapter answers
+the platform). Outbound, the outbox sender calls the adapter's :class:`ChannelSender`. What the rest
+of bot/ needs to know about a channel is its :class:`ChannelAdapter` declaration, listed in
+``bot/channels/registry.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from handlers.messages import Channel, OutgoingMessage
+from aiohttp import web
+
+from handlers.messages import Channel, IncomingMessage, OutgoingMessage
+from handlers.settings import Settings
 
 
 class SendError(Exception):
@@ -82,3 +88,51 @@ class ChannelSender(Protocol):
         Raise :class:`TransientSendError`, :class:`PermanentSendError` or :class:`HeldSendError`.
         """
         ...
+
+
+class MediaFetcher(Protocol):
+    async def fetch_media(self, msg: IncomingMessage) -> str | None:
+        """Download ``msg.media_ref`` into the media store; the local path, or None if it cannot be had."""
+        ...
+
+
+MediaHook = Callable[[ChannelSender, IncomingMessage], Awaitable[str | None]]
+F = TypeVar("F", bound=MediaFetcher)
+C = TypeVar("C")
+
+
+def media_hook(cls: type[F]) -> MediaHook:
+    """The media hook of a channel whose sender class ``cls`` downloads media (a stand-in sender,
+    as in tests, downloads nothing)."""
+
+    async def fetch(sender: ChannelSender, msg: IncomingMessage) -> str | None:
+        return await sender.fetch_media(msg) if isinstance(sender, cls) else None
+
+    return fetch
+
+
+@dataclass(frozen=True)
+class ChannelAdapter(Generic[C]):
+    """What bot/ knows about one channel, declared once beside its adapter.
+
+    ``section`` picks the channel's settings out of the whole (None: not configured, not run);
+    ``setup`` adds its routes and registers its sender. ``callback_paths`` are the routes that take
+    people's messages (labelled by channel on ``/metrics``). ``fetch_media``: set when an incoming
+    ``media_ref`` must be downloaded before handling (the worker does it outside the transaction).
+    ``passive_fits``: set when the callback's own answer may carry a reply, and says which message fits.
+    """
+
+    name: Channel
+    callback_paths: tuple[str, ...]
+    section: Callable[[Settings], C | None]
+    setup: Callable[[web.Application, C], None]
+    fetch_media: MediaHook | None = None
+    passive_fits: Callable[[OutgoingMessage], bool] | None = None
+
+    def enable(self, app: web.Application, settings: Settings) -> bool:
+        """Set the channel up if it is configured; True if it was."""
+        section = self.section(settings)
+        if section is None:
+            return False
+        self.setup(app, section)
+        return True

@@ -5,7 +5,7 @@ Routes (all under ``server.public_url``):
 - ``POST /dingtalk/callback``: the robot's message callback. Verified (``timestamp``/``sign`` headers,
   platforms.md §2F), parsed into one :class:`IncomingMessage`, committed to the inbox, answered ``{}``.
   403 bad signature or stale timestamp, 413 too large, 400 not a robot message (or an id the inbox
-  refuses, ``bot.intake.checked``), 503 inbox down (the
+  refuses, ``bot.pipeline.intake.checked``), 503 inbox down (the
   platform retries); a request that fails any check stores nothing.
 - ``GET /dingtalk/tap?t=…``: a card button. The signed token names (staffId, command, expiry, nonce);
   the inbox row ``tap:<nonce>`` is both the button press and the proof it was used once.
@@ -20,12 +20,13 @@ import html
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from bot import config
+from bot.channels.base import ChannelAdapter, media_hook
 from bot.channels.dingtalk_cards import Links
 from bot.channels.dingtalk_sender import (
     EXTRA_WEBHOOK,
@@ -34,23 +35,15 @@ from bot.channels.dingtalk_sender import (
     webhook_allowed,
 )
 from bot.channels.dingtalk_sign import LinkError, LinkSigner, verify_callback
-from bot.channels.media import MediaStore
-from bot.intake import BadMessage
-from bot.keys import clock_key, http_key, intake_key, senders_key, settings_key
+from bot.channels.dingtalk_state import DingTalkState
+from bot.config import DingTalkSettings
+from bot.keys import clock_key, dingtalk_key, http_key, intake_key, media_key, senders_key, settings_key
+from bot.pipeline.intake import BadMessage
 from handlers.messages import Channel, IncomingKind, IncomingMessage
-from handlers.settings import DingTalkSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DingTalkState:
-    settings: DingTalkSettings
-    links: Links
-    sender: DingTalkSender | None = None
-
-
-dingtalk_key = web.AppKey("dingtalk", DingTalkState)
+CALLBACK_PATH = "/dingtalk/callback"  # the robot's messages
+TAP_PATH = "/dingtalk/tap"  # a card button pressed (a signed link)
 
 
 class BadPayload(ValueError):
@@ -115,6 +108,7 @@ def parse_message(body: dict[str, Any], *, api_base: str) -> IncomingMessage | N
     else:
         return None
     extra: dict[str, Any] = {}
+    reach: dict[str, Any] = {}  # stored on the sender's identity: how dingtalk_sender replies to them
     if nick := _str(body.get("senderNick")):
         extra["sender_nick"] = nick
     webhook, expires = body.get("sessionWebhook"), body.get("sessionWebhookExpiredTime")
@@ -127,7 +121,7 @@ def parse_message(body: dict[str, Any], *, api_base: str) -> IncomingMessage | N
         and isinstance(expires, int)
         and webhook_allowed(webhook, api_base)
     ):
-        extra[EXTRA_WEBHOOK], extra[EXTRA_WEBHOOK_EXPIRES] = webhook, expires
+        reach[EXTRA_WEBHOOK], reach[EXTRA_WEBHOOK_EXPIRES] = webhook, expires
     return IncomingMessage(
         channel=Channel.DINGTALK,
         sender=sender,
@@ -135,6 +129,8 @@ def parse_message(body: dict[str, Any], *, api_base: str) -> IncomingMessage | N
         kind=kind,
         text=text,
         media_ref=media_ref,
+        identity_extra=reach,
+        directory_user=True,
         extra=extra,
     )
 
@@ -229,6 +225,7 @@ async def tap(request: web.Request) -> web.Response:
         platform_msg_id=f"tap:{nonce}",  # the inbox's unique key makes the link single-use, durably
         kind=IncomingKind.BUTTON,
         text=command,
+        directory_user=True,
     )
     try:
         new = await request.app[intake_key].accept(msg)
@@ -267,9 +264,9 @@ def setup(app: web.Application, settings: DingTalkSettings) -> None:
     )
     state = DingTalkState(settings=settings, links=links)
     app[dingtalk_key] = state
-    app.router.add_post("/dingtalk/callback", callback)
+    app.router.add_post(CALLBACK_PATH, callback)
     # No HEAD: a link previewer's HEAD must not press the button.
-    app.router.add_get("/dingtalk/tap", tap, allow_head=False)
+    app.router.add_get(TAP_PATH, tap, allow_head=False)
     app.router.add_get("/dingtalk/media", media, allow_head=False)
 
     async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -279,7 +276,7 @@ def setup(app: web.Application, settings: DingTalkSettings) -> None:
             clock=app[clock_key],
             links=links,
             media_max_bytes=app[settings_key].bot.media_max_bytes,
-            store_media=MediaStore.for_app(app).store,
+            store_media=app[media_key].store,
             timeout_s=app[settings_key].bot.send_timeout_s,
         )
         state.sender = sender
@@ -287,3 +284,7 @@ def setup(app: web.Application, settings: DingTalkSettings) -> None:
         yield
 
     app.cleanup_ctx.append(sender_ctx)
+
+
+ADAPTER = ChannelAdapter(name=Channel.DINGTALK, callback_paths=(CALLBACK_PATH, TAP_PATH),
+                         section=config.dingtalk, setup=setup, fetch_media=media_hook(DingTalkSender))

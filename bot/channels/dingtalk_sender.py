@@ -24,9 +24,9 @@ import aiohttp
 
 from bot.channels.base import PermanentSendError, TransientSendError
 from bot.channels.dingtalk_cards import Links, Rendered, render
+from bot.config import DingTalkSettings
 from handlers.clock import Clock
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
-from handlers.settings import DingTalkSettings
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ sent twice (or fetched again after a retry) is stored once, and a path never poi
 Writes go to a temporary file first and are renamed into place, so a crash never leaves half a file
 under a final name.
 
-Channels register one store per app: ``MediaStore.for_app(app)``.
+One store per app, built by ``bot/app.py::create_app`` from ``bot.*`` settings and shared by every
+channel as ``app[bot.keys.media_key]``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ import re
 import tempfile
 from pathlib import Path
 
-from aiohttp import web
-
-from bot.keys import settings_key
 from handlers.settings import BotSettings
 
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
@@ -44,13 +42,6 @@ class MediaStore:
     @classmethod
     def from_settings(cls, bot: BotSettings) -> MediaStore:
         return cls(bot.media_dir, bot.media_max_bytes)
-
-    @classmethod
-    def for_app(cls, app: web.Application) -> MediaStore:
-        """The app's store, created from its settings on first use (every channel shares it)."""
-        if media_key not in app:
-            app[media_key] = cls.from_settings(app[settings_key].bot)
-        return app[media_key]
 
     async def store(self, data: bytes, suffix: str) -> str:
         """Store ``data`` and return its local path. ``suffix`` is like ``.jpg`` (anything else → ``.bin``).
@@ -79,6 +70,3 @@ def _write_once(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-media_key = web.AppKey("media", MediaStore)

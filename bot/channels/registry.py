@@ -1,24 +1,39 @@
-"""Which channel adapters run: a config section left out disables that channel."""
+"""Every channel bot/ can run, in one explicit list; a config section left out disables that channel.
+
+Each entry is the :class:`~bot.channels.base.ChannelAdapter` its module declares. ``bot/app.py`` sets
+the configured ones up and hands their callback paths to ``/metrics``; the inbox worker asks it which
+channel's media must be downloaded. Adding a channel means adding its entry here (docs/ARCHITECTURE.md,
+"How to add a channel").
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
+from bot import config
+from bot.channels import dingtalk, webchat, wechat, wecom
+from bot.channels.base import ChannelAdapter
 from handlers.settings import Settings
 
+CHANNELS: tuple[ChannelAdapter[Any], ...] = (wecom.ADAPTER, wechat.ADAPTER, dingtalk.ADAPTER, webchat.ADAPTER)
+BY_NAME: dict[str, ChannelAdapter[Any]] = {adapter.name.value: adapter for adapter in CHANNELS}
+assert len(BY_NAME) == len(CHANNELS), "two channel adapters share a name"
+assert set(BY_NAME) == set(config.STAFF_CHANNELS), "bot/config.py's STAFF_CHANNELS must name every channel"
 
-def setup_channels(app: web.Application, settings: Settings) -> None:
-    """Add each configured channel's callback routes and its sender (registered in ``senders_key``)."""
-    # Imported lazily: a deployment without a channel never imports its platform code.
-    if settings.wecom is not None:
-        from bot.channels.wecom import setup as setup_wecom
 
-        setup_wecom(app, settings.wecom)
-    if settings.wechat is not None:
-        from bot.channels.wechat import setup as setup_wechat
+def setup_channels(app: web.Application, settings: Settings) -> list[ChannelAdapter[Any]]:
+    """Add each configured channel's callback routes and its sender (registered in ``senders_key``);
+    returns the channels set up."""
+    return [adapter for adapter in CHANNELS if adapter.enable(app, settings)]
 
-        setup_wechat(app, settings.wechat)
-    if settings.dingtalk is not None:
-        from bot.channels.dingtalk import setup as setup_dingtalk
 
-        setup_dingtalk(app, settings.dingtalk)
+def callback_channels() -> dict[str, str]:
+    """Callback path → channel name, for labelling callbacks on ``/metrics``."""
+    return {path: adapter.name.value for adapter in CHANNELS for path in adapter.callback_paths}
+
+
+def answers_in_callback(settings: Settings) -> bool:
+    """Whether a configured channel may carry a reply in its callback's answer (bot/pipeline/passive.py)."""
+    return any(a.passive_fits is not None and a.section(settings) is not None for a in CHANNELS)

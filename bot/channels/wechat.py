@@ -7,7 +7,7 @@ covers only token, timestamp and nonce, not the body, so a captured query could 
 After the same checks as WeCom (window, size, safe XML, constant-time signatures) the message is
 committed to the inbox. The answer is ``success`` — or, when this process handles the message within
 ``passive_reply_ms`` and the first reply is one text, that reply itself ("passive reply", see
-:mod:`bot.passive`); every other reply goes through the customer-service API afterwards.
+:mod:`bot.pipeline.passive`); every other reply goes through the customer-service API afterwards.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from aiohttp import web
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.replies import TextReply
 
-from bot.channels.media import MediaStore
+from bot import config
+from bot.channels.base import ChannelAdapter, media_hook
 from bot.channels.wechat_sender import WeChatSender, render
 from bot.channels.wx_callback import (
     Rejected,
@@ -35,11 +36,21 @@ from bot.channels.wx_callback import (
     xml_fields,
 )
 from bot.channels.wx_messages import to_incoming
-from bot.intake import BadMessage
-from bot.keys import clock_key, http_key, intake_key, passive_key, senders_key, sessions_key, settings_key
-from bot.passive import PassiveReplies
+from bot.config import WeChatSettings
+from bot.keys import (
+    clock_key,
+    http_key,
+    intake_key,
+    media_key,
+    passive_key,
+    senders_key,
+    sessions_key,
+    settings_key,
+)
+from bot.pipeline.intake import BadMessage
+from bot.pipeline.passive import PassiveReplies
 from handlers.messages import Channel, OutgoingMessage
-from handlers.settings import ConfigError, WeChatSettings
+from handlers.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +106,7 @@ class WeChatCallback:
         except Exception as exc:  # DB down or shutting down: the platform retries on a non-200
             if passive is not None and waiting:
                 passive.forget(*key)
-            if isinstance(exc, BadMessage):  # an id no platform sends (bot.intake.checked)
+            if isinstance(exc, BadMessage):  # an id no platform sends (bot.pipeline.intake.checked)
                 return rejected_response("wechat", Rejected(400, str(exc)))
             log.warning("wechat callback not stored (%s); answering 503", type(exc).__name__)
             return web.Response(status=503, text="")
@@ -197,10 +208,15 @@ def setup(app: web.Application, settings: WeChatSettings) -> None:
             settings,
             clock=app[clock_key],
             sessions=app[sessions_key],
-            media=MediaStore.for_app(app),
+            media=app[media_key],
             owner=owner,
             timeout_s=app[settings_key].bot.send_timeout_s,
         )
         yield
 
     app.cleanup_ctx.append(sender_ctx)
+
+
+# The callback's answer may carry one text reply (passive_fits); the others go through the API.
+ADAPTER = ChannelAdapter(name=Channel.WECHAT, callback_paths=(CALLBACK_PATH,), section=config.wechat,
+                         setup=setup, fetch_media=media_hook(WeChatSender), passive_fits=fits_passive)

@@ -29,9 +29,9 @@ from bot.channels.media import MediaStore, MediaTooLargeError
 from bot.channels.wechat_token import SharedToken
 from bot.channels.wx_api import Fetched, MediaPart, Part, WxApi, WxApiError, upload_part
 from bot.channels.wx_callback import split_utf8
+from bot.config import WeChatSettings
 from handlers.clock import Clock
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
-from handlers.settings import WeChatSettings
 from storage.models import Identity
 
 log = logging.getLogger(__name__)

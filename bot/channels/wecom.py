@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from wechatpy.enterprise import WeChatCrypto
 
-from bot.channels.media import MediaStore
+from bot import config
+from bot.channels.base import ChannelAdapter, media_hook
 from bot.channels.wecom_sender import WeComSender
 from bot.channels.wx_callback import (
     Rejected,
@@ -29,10 +30,11 @@ from bot.channels.wx_callback import (
     xml_fields,
 )
 from bot.channels.wx_messages import to_incoming
-from bot.intake import BadMessage
-from bot.keys import clock_key, http_key, intake_key, senders_key, settings_key
+from bot.config import WeComSettings
+from bot.keys import clock_key, http_key, intake_key, media_key, senders_key, settings_key
+from bot.pipeline.intake import BadMessage
 from handlers.messages import Channel
-from handlers.settings import ConfigError, WeComSettings
+from handlers.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ class WeComCallback:
             fields = message_fields(plain)
             if fields.get("ToUserName") not in ("", self.settings.corp_id):
                 raise Rejected(403, "message for another corp")
-            msg = to_incoming(Channel.WECOM, fields, app[clock_key].now())
+            msg = to_incoming(Channel.WECOM, fields, app[clock_key].now(), directory_user=True)
         except Rejected as err:
             return rejected_response("wecom", err)
         except Exception as exc:  # a parser surprise must not become a 500 the platform retries forever
@@ -86,7 +88,7 @@ class WeComCallback:
             return web.Response(text="")
         try:
             await app[intake_key].accept(msg)
-        except BadMessage as exc:  # an id no platform sends (bot.intake.checked)
+        except BadMessage as exc:  # an id no platform sends (bot.pipeline.intake.checked)
             return rejected_response("wecom", Rejected(400, str(exc)))
         except Exception as exc:  # DB down or shutting down: the platform retries on a non-200
             log.warning("wecom callback not stored (%s); answering 503", type(exc).__name__)
@@ -113,9 +115,13 @@ def setup(app: web.Application, settings: WeComSettings) -> None:
     app.router.add_post(CALLBACK_PATH, callback.receive)
 
     async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
-        sender = WeComSender(app[http_key], settings, clock=app[clock_key], media=MediaStore.for_app(app),
+        sender = WeComSender(app[http_key], settings, clock=app[clock_key], media=app[media_key],
                              timeout_s=app[settings_key].bot.send_timeout_s)
         app[senders_key][Channel.WECOM] = sender
         yield
 
     app.cleanup_ctx.append(sender_ctx)
+
+
+ADAPTER = ChannelAdapter(name=Channel.WECOM, callback_paths=(CALLBACK_PATH,), section=config.wecom, setup=setup,
+                         fetch_media=media_hook(WeComSender))

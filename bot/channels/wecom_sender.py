@@ -39,9 +39,9 @@ from bot.channels.media import MediaStore, MediaTooLargeError
 from bot.channels.pacing import Pacer
 from bot.channels.wx_api import Fetched, MediaPart, MemoryTokenCache, Part, WxApi, WxApiError, upload_part
 from bot.channels.wx_callback import encode_command, split_utf8
+from bot.config import WeComSettings
 from handlers.clock import Clock
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
-from handlers.settings import WeComSettings
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,12 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def to_incoming(channel: Channel, data: dict[str, Any], received_at: datetime) -> IncomingMessage | None:
-    """Convert the raw fields (``message_fields``) of one message; None = acknowledge only."""
+def to_incoming(channel: Channel, data: dict[str, Any], received_at: datetime, *,
+                directory_user: bool = False) -> IncomingMessage | None:
+    """Convert the raw fields (``message_fields``) of one message; None = acknowledge only.
+
+    ``directory_user``: the sender is a member of the organisation (WeCom), not a follower (WeChat).
+    """
     sender = _str(data.get("FromUserName"))
     if not sender:
         raise Rejected(400, "message without FromUserName")
@@ -34,7 +38,8 @@ def to_incoming(channel: Channel, data: dict[str, Any], received_at: datetime) -
     def make(kind: IncomingKind, platform_id: str = "", **fields: Any) -> IncomingMessage:
         pid = msg_id if msg_id and msg_id != "0" else platform_id or event_id(sender, created, mtype)
         return IncomingMessage(
-            channel=channel, sender=sender, platform_msg_id=pid, kind=kind, received_at=received_at, **fields
+            channel=channel, sender=sender, platform_msg_id=pid, kind=kind, received_at=received_at,
+            directory_user=directory_user, **fields
         )
 
     media_id = _str(data.get("MediaId")) or None
@@ -80,10 +85,9 @@ def _event(data: dict[str, Any], sender: str, created: str, make: Any) -> Incomi
         command = decode_key(key)
         if not command:
             return None
-        extra = {"task_id": task_id, "response_code": _str(data.get("ResponseCode"))}
-        return make(
-            IncomingKind.BUTTON, event_id(sender, created, event, task_id, key), text=command, extra=extra
-        )
+        # The tap's ResponseCode is what updates that card (bot/channels/wecom_sender.py, CARD_UPDATE).
+        return make(IncomingKind.BUTTON, event_id(sender, created, event, task_id, key), text=command,
+                    reply_handle=_str(data.get("ResponseCode")) or None, extra={"task_id": task_id})
     if event in NOTED_EVENTS:
         return make(IncomingKind.EVENT, event_id(sender, created, event), extra={"event": event, "key": key})
     return None  # IGNORED_EVENTS and anything unknown: acknowledged, not stored

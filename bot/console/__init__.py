@@ -16,10 +16,9 @@ from aiohttp import web
 
 from bot.console import accounts, board, cases, login, people, reports, roster
 from bot.console.auth import public
-from bot.console.keys import hub_key, jinja_key, secret_key
 from bot.console.live import BoardHub
 from bot.console.render import create_env
-from bot.keys import services_key, settings_key
+from bot.keys import hub_key, jinja_key, secret_key, services_key, settings_key
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")

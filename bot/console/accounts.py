@@ -1,4 +1,4 @@
-"""Staff accounts: shared by ``craftlink staff ...`` (bot/staff_cli.py) and the admin's accounts page."""
+"""Staff accounts: shared by ``craftlink staff ...`` (bot/cli/staff.py) and the admin's accounts page."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console import throttle
-from bot.console.auth import ADMIN, LEAD, ROLE_LABELS, ROLES, guard, hash_password, revoke_sessions, viewer_of
+from bot.console.auth import guard, hash_password, revoke_sessions, viewer_of
 from bot.console.render import redirect, render
+from bot.console.viewer import ADMIN, LEAD, ROLE_LABELS, ROLES
 from bot.keys import clock_key, sessions_key
 from storage.models import Identity, Person, Role, StaffMember
 

@@ -21,7 +21,6 @@ import hmac
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote
 
@@ -32,14 +31,12 @@ from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.console import csrf
-from bot.console.keys import secret_key
-from bot.keys import clock_key, sessions_key, settings_key
+from bot.console.render import render_text
+from bot.console.viewer import ROLES, VIEWER, Viewer
+from bot.keys import clock_key, secret_key, sessions_key, settings_key
 from handlers.staff.login import session_hash
 from storage.models import LoginToken, Person, Role, StaffMember
 
-ADMIN, STAFF, LEAD = "admin", "staff", "group_lead"
-ROLES = (ADMIN, STAFF, LEAD)
-ROLE_LABELS = {ADMIN: "管理员", STAFF: "工作人员", LEAD: "组长"}
 COOKIE = "cl_session"
 
 _hasher = PasswordHasher()
@@ -47,28 +44,6 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """The signed-in staff member, as every console page sees them."""
-
-    person_id: int
-    name: str
-    role: str  # admin | staff | group_lead
-    groups: tuple[str, ...]
-    session_id: str
-
-    @property
-    def role_label(self) -> str:
-        return ROLE_LABELS.get(self.role, self.role)
-
-    def sees_group(self, group: str) -> bool:
-        """A group lead sees only their trade groups; admin and staff see everything."""
-        return self.role != LEAD or group in self.groups
-
-
-VIEWER = web.RequestKey("console.viewer", Viewer)
 
 
 def hash_password(password: str) -> str:
@@ -191,8 +166,6 @@ def viewer_of(request: web.Request) -> Viewer:
 
 
 def forbidden(request: web.Request, why: str = "您的账号无权查看此页面。") -> web.HTTPForbidden:
-    from bot.console.render import render_text  # local: render imports this module
-
     return web.HTTPForbidden(text=render_text(request, "error.html", title="无权访问", message=why),
                              content_type="text/html")
 

@@ -10,11 +10,11 @@ from aiohttp import web
 from sqlalchemy import Select, false, or_, select
 from sqlalchemy.orm import aliased
 
-from bot.console.auth import ROLES, Viewer, guard, viewer_of
-from bot.console.keys import hub_key
+from bot.console.auth import guard, viewer_of
 from bot.console.live import stream
 from bot.console.render import age_label, render
-from bot.keys import clock_key, sessions_key, settings_key
+from bot.console.viewer import ROLES, Viewer
+from bot.keys import clock_key, hub_key, sessions_key, settings_key
 from handlers.cases import number_to_id
 from handlers.parsing import case_number_in, normalise, parse_date
 from storage.models import Case, CaseState, Craftsman, Enterprise, Offer, OfferState, Person
@@ -82,8 +82,7 @@ class BoardColumn:
 
 
 def _apply(stmt: BoardQuery, f: BoardFilter, viewer: Viewer, tz: tzinfo) -> BoardQuery:
-    if viewer.role == "group_lead":
-        stmt = stmt.where(Case.trade_group.in_(viewer.groups))
+    stmt = viewer.scope.restrict(stmt, Case.trade_group)
     if f.group:
         stmt = stmt.where(Case.trade_group == f.group)
     if f.region:
@@ -140,8 +139,8 @@ async def load_board(request: web.Request, f: BoardFilter) -> list[BoardColumn]:
 
 async def _options(request: web.Request) -> list[str]:
     viewer = viewer_of(request)
-    if viewer.role == "group_lead":
-        return sorted(viewer.groups)
+    if viewer.scope.groups is not None:
+        return sorted(viewer.scope.groups)
     async with request.app[sessions_key]() as db:
         groups = set((await db.scalars(select(Craftsman.trade_group).distinct())).all())
     return sorted(g for g in groups if g)

@@ -14,10 +14,10 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.console.auth import LEAD, ROLES, Viewer, forbidden, guard, viewer_of
-from bot.console.keys import hub_key
+from bot.console.auth import forbidden, guard, viewer_of
 from bot.console.render import redirect, render
-from bot.keys import services_key, sessions_key
+from bot.console.viewer import ROLES, Viewer
+from bot.keys import hub_key, services_key, sessions_key
 from handlers.actions import context_for, run_command
 from handlers.cases import ALLOWED, get_case, mode_label, state_label
 from handlers.context import HandlerContext, UserError
@@ -71,7 +71,7 @@ async def _case_for(request: web.Request, db: AsyncSession, viewer: Viewer) -> C
         case = await get_case(db, _number(request))
     except UserError:
         raise web.HTTPNotFound(text="没有这个案件。") from None
-    if not viewer.sees_group(case.trade_group):
+    if not viewer.scope.sees(case.trade_group):
         raise forbidden(request, "该案件不属于您负责的专业小组。")
     return case
 
@@ -110,7 +110,7 @@ async def case_page(request: web.Request) -> web.Response:
     seen = {pid for pid, _ in choices}
     choices += [(pid, f"{name}（{code}{'' if available else '，休息中'}）") for pid, name, code, available in group
                 if pid not in seen]
-    if viewer.role == LEAD:  # a lead dispatches within their groups only (handlers/staff/dispatching.py)
+    if not viewer.scope.every_group:  # a lead dispatches within their groups only (handlers/staff/dispatching.py)
         own = {pid for pid, *_ in group}
         choices = [(pid, label) for pid, label in choices if pid in own]
     return render(

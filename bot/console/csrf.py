@@ -13,7 +13,8 @@ import secrets
 
 from aiohttp import web
 
-from bot.console.keys import secret_key
+from bot.console.viewer import VIEWER
+from bot.keys import secret_key
 
 PRE_COOKIE = "cl_pre"
 _PRE_KEY = web.RequestKey("console.pre", str)
@@ -21,8 +22,6 @@ _FIELD = "_csrf"
 
 
 def _binding(request: web.Request) -> str:
-    from bot.console.auth import VIEWER
-
     viewer = request.get(VIEWER)
     if viewer is not None:
         return f"s:{viewer.session_id}"

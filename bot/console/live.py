@@ -53,7 +53,7 @@ class BoardHub:
         cond = self._condition()
         async with cond:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):  # not wait_for: see bot/pump.py
+                async with asyncio.timeout(timeout):  # not wait_for: see bot/pipeline/pump.py
                     await cond.wait_for(lambda: self.version != seen or self.closed)
             return self.version
 

@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 
 from bot.console import csrf, throttle
 from bot.console.auth import (
-    ROLES,
     end_session,
     guard,
     hash_password,
@@ -22,7 +21,9 @@ from bot.console.auth import (
     viewer_of,
 )
 from bot.console.render import redirect, render
+from bot.console.viewer import ROLES
 from bot.keys import clock_key, sessions_key, settings_key
+from bot.links import LOGIN_LINK_ROUTE
 from handlers.staff.login import link_hash
 from storage.models import LoginToken, Person, StaffMember
 
@@ -135,7 +136,7 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/console/login", login_page),
         web.post("/console/login", login_submit),
-        web.get("/console/login/{token}", link_page),
-        web.post("/console/login/{token}", link_submit),
+        web.get(LOGIN_LINK_ROUTE, link_page),
+        web.post(LOGIN_LINK_ROUTE, link_submit),
         web.post("/console/logout", guard(*ROLES)(logout)),
     ]

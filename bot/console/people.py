@@ -9,8 +9,9 @@ from datetime import datetime, time, timedelta
 from aiohttp import web
 from sqlalchemy import func, select
 
-from bot.console.auth import ADMIN, ROLES, STAFF, forbidden, guard, viewer_of
+from bot.console.auth import forbidden, guard, viewer_of
 from bot.console.render import redirect, render
+from bot.console.viewer import ADMIN, ROLES, STAFF
 from bot.keys import clock_key, sessions_key, settings_key
 from handlers.parsing import parse_date
 from handlers.roster import split_skills
@@ -43,8 +44,7 @@ async def directory(request: web.Request) -> web.Response:
     q = request.query.get("q", "").strip().lower()
     stmt = select(Person, Craftsman).join(Craftsman, Craftsman.person_id == Person.id).order_by(
         Craftsman.trade_group, Craftsman.code)
-    if viewer.role == "group_lead":
-        stmt = stmt.where(Craftsman.trade_group.in_(viewer.groups))
+    stmt = viewer.scope.restrict(stmt, Craftsman.trade_group)
     if group:
         stmt = stmt.where(Craftsman.trade_group == group)
     if region:
@@ -61,8 +61,7 @@ async def directory(request: web.Request) -> web.Response:
             select(Case.craftsman_id, func.avg(Case.rating), func.coalesce(func.sum(Case.help_hours), 0.0))
             .where(Case.craftsman_id.is_not(None)).group_by(Case.craftsman_id))).all()}
         groups = sorted(set((await db.scalars(select(Craftsman.trade_group).distinct())).all()))
-    if viewer.role == "group_lead":
-        groups = [g for g in groups if g in viewer.groups]
+    groups = viewer.scope.visible(groups)
     out = []
     for person, craftsman in rows:
         text = " ".join([person.name, craftsman.code, craftsman.bio, *map(str, craftsman.skills)]).lower()
@@ -81,7 +80,7 @@ async def _craftsman(request: web.Request) -> tuple[Person, Craftsman]:
         craftsman = await db.get(Craftsman, _pid(request))
     if person is None or craftsman is None:
         raise web.HTTPNotFound(text="没有这位师傅。")
-    if not viewer_of(request).sees_group(craftsman.trade_group):
+    if not viewer_of(request).scope.sees(craftsman.trade_group):
         raise forbidden(request, "这位师傅不属于您负责的专业小组。")
     return person, craftsman
 
@@ -96,7 +95,7 @@ async def craftsman_page(request: web.Request) -> web.Response:
         ledger = (await db.scalars(select(PointsEntry).where(PointsEntry.craftsman_id == person.id)
                                    .order_by(PointsEntry.at.desc(), PointsEntry.id.desc()).limit(500))).all()
     return render(request, "craftsman.html", person=person, craftsman=craftsman,
-                  cases=[c for c in cases if viewer.sees_group(c.trade_group)], ledger=ledger,
+                  cases=[c for c in cases if viewer.scope.sees(c.trade_group)], ledger=ledger,
                   total=sum(e.points for e in ledger), skills="、".join(map(str, craftsman.skills)))
 
 

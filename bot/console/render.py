@@ -12,9 +12,8 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.console import csrf
-from bot.console.auth import ADMIN, LEAD, STAFF, VIEWER
-from bot.console.keys import jinja_key
-from bot.keys import clock_key, settings_key
+from bot.console.viewer import ADMIN, LEAD, STAFF, VIEWER
+from bot.keys import clock_key, jinja_key, settings_key
 from handlers.cases import state_label
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -11,8 +11,9 @@ import asyncio
 from aiohttp import web
 
 from bot.console import charts
-from bot.console.auth import ADMIN, STAFF, guard
+from bot.console.auth import guard
 from bot.console.render import render, render_text
+from bot.console.viewer import ADMIN, STAFF
 from bot.keys import clock_key, sessions_key, settings_key
 from handlers.parsing import ParseError, parse_month
 from handlers.reports import add_months, month_key

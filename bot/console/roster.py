@@ -19,10 +19,10 @@ from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
 from bot.console import csrf
-from bot.console.auth import ADMIN, STAFF, guard, viewer_of
-from bot.console.keys import hub_key, secret_key
+from bot.console.auth import guard, viewer_of
 from bot.console.render import redirect, render
-from bot.keys import clock_key, sessions_key, settings_key
+from bot.console.viewer import ADMIN, STAFF
+from bot.keys import clock_key, hub_key, secret_key, sessions_key, settings_key
 from handlers.roster import RosterFileError, parse_roster_bytes
 from handlers.roster_import import ImportReport, import_roster
 from handlers.sheets import append_row

@@ -17,8 +17,3 @@ async def craftsman_text(ctx: HandlerContext, text: str) -> None:
         return
     await ctx.reply(f"没看懂「{text[:20]}」。您目前没有进行中的案件；有新需求时我会发给您。回复「帮助」查看可用指令。")
 
-
-@router.fallback(Role.STAFF)
-async def staff_text(ctx: HandlerContext, text: str) -> None:
-    """Staff typed something that is not a command."""
-    await ctx.reply(f"没看懂「{text[:20]}」。回复「帮助」查看工作人员可用的指令。")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from handlers.cases import add_event, get_case
+from handlers import reminders, timers
+from handlers.cases import add_event, get_case, transition
 from handlers.context import HandlerContext, UserError
+from handlers.dispatch import offer_next
 from handlers.router import Command, Router
 from storage.models import ACTIVE_STATES, Case, CaseState, Role
 
@@ -23,9 +25,7 @@ async def working(ctx: HandlerContext, cmd: Command) -> None:
     case = await _mine(ctx, cmd)
     await add_event(ctx, ctx.session, case, "progress", at=ctx.now(), actor=ctx.person, detail="师傅确认仍在处理")
     case.last_activity_at = ctx.now()
-    from handlers.followups import after_activity
-
-    await after_activity(ctx, case)
+    await reminders.reset_progress_clock(ctx, case)
     await ctx.reply(f"好的，#{case.number} 继续由您跟进。有进展可发「进展 {case.number} 内容」。")
 
 
@@ -45,10 +45,6 @@ async def give_up(ctx: HandlerContext, cmd: Command) -> None:
     """The craftsman cannot go on: the case returns to matching with the reason recorded."""
     case = await _mine(ctx, cmd)
     reason = cmd.rest.strip() or "未说明原因"
-    from handlers import timers
-    from handlers.cases import transition
-    from handlers.dispatch import offer_next
-
     await transition(ctx, case, CaseState.MATCHING, actor=ctx.person, detail=f"师傅无法继续：{reason}",
                      values={"craftsman_id": None, "accepted_at": None})
     await timers.cancel(ctx.session, case_id=case.id)

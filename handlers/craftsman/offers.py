@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from handlers import timers
+from handlers import reminders, timers
 from handlers.cases import add_event, get_case, transition
 from handlers.context import HandlerContext, UserError
+from handlers.craftsman.profile import craftsman_intro
 from handlers.dispatch import OFFER_TIMEOUT, offer_next, withdraw_pending
+from handlers.offer_states import answer_offer
 from handlers.router import Command, Router
 from storage.models import Case, CaseState, Enterprise, Offer, OfferState, Person, Role
 
 router = Router("craftsman.offers")
-DECLINE_REASON = "decline_reason"
+DECLINE_REASON = "decline_reason"  # dialog flow: the optional reason after a bare 婉拒
+
+
+class DeclineStep(StrEnum):
+    """Steps of the :data:`DECLINE_REASON` dialog (the stored values)."""
+
+    REASON = "reason"
+
 
 # What a tapped offer card shows instead of its buttons (WeCom button labels: ≤ 10 characters).
 TAP_ACCEPTED = "已接单"
@@ -52,11 +62,11 @@ async def accept(ctx: HandlerContext, cmd: Command) -> None:
         values={"craftsman_id": ctx.person.id, "accepted_at": ctx.now()},
     )
     if not won:
-        await _mark(ctx, offer, OfferState.TAKEN)
+        await answer_offer(ctx.session, offer, OfferState.TAKEN, now=ctx.now())
         ctx.tap_outcome = TAP_TAKEN
         await ctx.reply(f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！")
         return
-    await _mark(ctx, offer, OfferState.ACCEPTED)
+    await answer_offer(ctx.session, offer, OfferState.ACCEPTED, now=ctx.now())
     ctx.tap_outcome = TAP_ACCEPTED
     await withdraw_pending(ctx, case, state=OfferState.TAKEN, notify=f"案件 #{case.number} 已由其他师傅接单，感谢您的支持！")
     await timers.cancel(ctx.session, case_id=case.id, kinds=[OFFER_TIMEOUT])
@@ -65,8 +75,6 @@ async def accept(ctx: HandlerContext, cmd: Command) -> None:
     if requester is not None:
         requester.current_case_id = case.id
     enterprise = await ctx.session.get(Enterprise, case.enterprise_id) if case.enterprise_id else None
-    from handlers.craftsman.profile import craftsman_intro  # the profile module owns how we present people
-
     intro = await craftsman_intro(ctx, ctx.person)
     await ctx.outbox.to_person(
         case.requester_id,
@@ -83,9 +91,7 @@ async def accept(ctx: HandlerContext, cmd: Command) -> None:
         f"进展：「进展 {case.number} 内容」 预约上门：「预约 {case.number} 2026-12-01 09:00」 "
         f"完成：「完成 {case.number} 用时3小时 说明」"
     )
-    from handlers.followups import after_accept  # nudges and reminders (scheduler issue) hook in here
-
-    await after_accept(ctx, case)
+    await reminders.reset_progress_clock(ctx, case)  # the progress nudge and staff alert start now
 
 
 def _offer_label(state: str) -> str:
@@ -104,17 +110,6 @@ def _tap_label(ctx: HandlerContext, case: Case, offer: Offer) -> str | None:
     return _TAP_CLOSED.get(state)
 
 
-async def _mark(ctx: HandlerContext, offer: Offer, state: OfferState, reason: str = "") -> bool:
-    result = await ctx.session.execute(
-        update(Offer)
-        .where(Offer.id == offer.id, Offer.state == OfferState.PENDING.value)
-        .values(state=state.value, answered_at=ctx.now(), reason=reason)
-        .execution_options(synchronize_session=False)
-    )
-    await ctx.session.refresh(offer)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
 @router.command("婉拒", "拒绝", roles={Role.CRAFTSMAN}, summary="婉拒 编号 原因 — 婉拒派单（原因可选）")
 async def decline(ctx: HandlerContext, cmd: Command) -> None:
     """Decline an offer; the next candidate gets it. A reason is recorded when given."""
@@ -124,7 +119,7 @@ async def decline(ctx: HandlerContext, cmd: Command) -> None:
         raise UserError(f"案件 #{case.number} 目前没有待您答复的邀请。",
                         tap_outcome=_tap_label(ctx, case, offer) if offer is not None else None)
     reason = cmd.rest.strip()[:300]
-    if not await _mark(ctx, offer, OfferState.DECLINED, reason):
+    if not await answer_offer(ctx.session, offer, OfferState.DECLINED, now=ctx.now(), reason=reason):
         raise UserError(f"案件 #{case.number} 的邀请已失效。", tap_outcome=_tap_label(ctx, case, offer))
     ctx.tap_outcome = TAP_DECLINED
     await timers.cancel(ctx.session, offer_id=offer.id)
@@ -133,7 +128,7 @@ async def decline(ctx: HandlerContext, cmd: Command) -> None:
     if reason:
         await ctx.reply(f"已婉拒案件 #{case.number}，感谢告知。")
     else:
-        ctx.dialog.start(DECLINE_REASON, "reason", {"case_id": case.id})
+        ctx.dialog.start(DECLINE_REASON, DeclineStep.REASON, {"case_id": case.id})
         await ctx.reply(f"已婉拒案件 #{case.number}。方便的话回复一句原因（如：本周出差），直接忽略也可以。")
     if case.state == CaseState.OFFERED:
         await offer_next(ctx, case)

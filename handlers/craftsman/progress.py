@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import select
 
+from handlers import reminders
 from handlers.cases import add_event, get_case, mode_label, transition
 from handlers.context import HandlerContext, UserError
 from handlers.messages import card
 from handlers.parsing import hours_limit, hours_plausible, normalise, parse_appointment, parse_hours
+from handlers.ratings import await_rating, rating_buttons
 from handlers.router import Command, Router
 from storage.models import ACTIVE_STATES, Case, CaseState, Offer, OfferState, Role
 
 router = Router("craftsman.progress")
 CONFIRM_HOURS = "confirm_hours"  # implausible help hours wait here for the craftsman's 确认
+
+
+class ConfirmHoursStep(StrEnum):
+    """Steps of the :data:`CONFIRM_HOURS` dialog (the stored values)."""
+
+    CONFIRM = "confirm"
+
+
 _YES = {"确认", "确定", "是", "是的", "对", "没错", "确认无误"}
 
 
@@ -48,9 +59,7 @@ async def progress(ctx: HandlerContext, cmd: Command) -> None:
     case.last_activity_at = ctx.now()
     await ctx.outbox.to_person(case.requester_id, f"【#{case.number} 进展】{ctx.person.name} 师傅：{note}", case_id=case.id)
     await ctx.reply(f"已记录 #{case.number} 的进展并告知企业。")
-    from handlers.followups import after_activity
-
-    await after_activity(ctx, case)
+    await reminders.reset_progress_clock(ctx, case)
 
 
 @router.command("预约", roles={Role.CRAFTSMAN}, summary="预约 编号 2026-12-01 09:00 — 约定上门时间")
@@ -73,9 +82,8 @@ async def appointment(ctx: HandlerContext, cmd: Command) -> None:
         case_id=case.id,
     )
     await ctx.reply(f"已{'改约' if changed else '预约'} #{case.number}：{shown}，已告知企业，届时会提醒双方。")
-    from handlers.followups import after_appointment
-
-    await after_appointment(ctx, case)
+    await reminders.schedule_appointment(ctx, case)
+    await reminders.reset_progress_clock(ctx, case)
 
 
 @router.command("完成", roles={Role.CRAFTSMAN}, summary="完成 编号 用时3小时 说明 — 服务完成，请企业评价")
@@ -91,7 +99,7 @@ async def complete(ctx: HandlerContext, cmd: Command) -> None:
     if hours is None:
         raise UserError(f"请写上服务用时，例如「{example}」。")
     if not hours_plausible(hours, case.mode):
-        ctx.dialog.start(CONFIRM_HOURS, "confirm", {"number": case.number, "hours": hours, "note": note})
+        ctx.dialog.start(CONFIRM_HOURS, ConfirmHoursStep.CONFIRM, {"number": case.number, "hours": hours, "note": note})
         await ctx.reply(
             f"您填写的 #{case.number} 用时是 {hours:g} 小时，{mode_label(case.mode)}一般不超过 "
             f"{hours_limit(case.mode):g} 小时。确实用了 {hours:g} 小时吗？\n"
@@ -128,8 +136,6 @@ async def resolve(ctx: HandlerContext, case: Case, hours: float, note: str) -> N
     )
     await add_event(ctx, ctx.session, case, "resolved", at=ctx.now(), actor=ctx.person,
                     detail=f"用时 {hours:g} 小时。{note}", data={"hours": hours})
-    from handlers.feedback import RATING, rating_buttons
-
     ctx.person.current_case_id = None
     await ctx.outbox.to_person(
         case.requester_id,
@@ -140,17 +146,7 @@ async def resolve(ctx: HandlerContext, case: Case, hours: float, note: str) -> N
         ),
         case_id=case.id,
     )
-    from sqlalchemy import select
-
-    from storage.models import Dialog
-
-    # The enterprise may answer with just a digit: remember which case the digit is for.
-    existing = await ctx.session.scalar(select(Dialog).where(Dialog.person_id == case.requester_id))
-    if existing is None:
-        ctx.session.add(Dialog(person_id=case.requester_id, flow=RATING, step="rating",
-                               data={"case_id": case.id}, updated_at=ctx.now()))
+    await await_rating(ctx, case)  # the enterprise may answer with just a digit: remember which case it rates
     await ctx.reply(f"辛苦了！#{case.number} 已标记完成（{hours:g} 小时），正在请企业评价。")
-    from handlers.followups import after_resolve
-
-    await after_resolve(ctx, case)
+    await reminders.schedule_feedback(ctx, case)
 

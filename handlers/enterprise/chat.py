@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from handlers.cases import add_event
 from handlers.context import HandlerContext
-from handlers.enterprise.intake import REQUEST, start_registration, start_request
+from handlers.enterprise.intake import REQUEST, RequestStep, start_registration, start_request
 from handlers.relay import relay
 from handlers.router import Router
 from storage.models import Case, CaseState, Role
@@ -42,15 +42,15 @@ async def enterprise_media(ctx: HandlerContext, kind: str, media_path: str | Non
         return
     if ctx.dialog.flow == REQUEST and media_path:
         photos = [*ctx.dialog.data.get("photos", []), media_path]
-        ctx.dialog.go(ctx.dialog.step or "describe", photos=photos)
-        await ctx.reply(f"已收到照片（共 {len(photos)} 张）。" + ("请再用文字描述一下问题。" if ctx.dialog.step == "describe" else ""))
+        ctx.dialog.go(RequestStep(ctx.dialog.step or RequestStep.DESCRIBE), photos=photos)
+        await ctx.reply(f"已收到照片（共 {len(photos)} 张）。" + ("请再用文字描述一下问题。" if ctx.dialog.step == RequestStep.DESCRIBE else ""))
         return
     if await relay(ctx, text=caption, media_path=media_path, kind=kind):
         return
     if caption:
         await start_request(ctx, caption, photos=[media_path] if media_path else [])
         return
-    ctx.dialog.start(REQUEST, "describe", {"photos": [media_path] if media_path else []})
+    ctx.dialog.start(REQUEST, RequestStep.DESCRIBE, {"photos": [media_path] if media_path else []})
     await ctx.reply("已收到照片。请用文字描述一下遇到的问题（设备、现象、已经试过的办法）。")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from handlers import candidates
 from handlers.cases import add_event, mode_label, transition
@@ -10,11 +11,30 @@ from handlers.context import HandlerContext
 from handlers.dispatch import start_matching
 from handlers.messages import Button, card
 from handlers.router import Command, Router
+from handlers.staff.review import notify_review
 from storage.models import Case, CaseState, Enterprise, Mode, Role
 
 router = Router("enterprise.intake")
-REGISTER = "register"
-REQUEST = "request"
+REGISTER = "register"  # dialog flow: first contact, company → contact → region
+REQUEST = "request"  # dialog flow: a draft request, describe → mode → urgency → address → confirm
+
+
+class RegisterStep(StrEnum):
+    """Steps of the :data:`REGISTER` dialog (the stored values)."""
+
+    COMPANY = "company"
+    CONTACT = "contact"
+    REGION = "region"
+
+
+class RequestStep(StrEnum):
+    """Steps of the :data:`REQUEST` dialog (the stored values)."""
+
+    DESCRIBE = "describe"
+    MODE = "mode"
+    URGENCY = "urgency"
+    ADDRESS = "address"
+    CONFIRM = "confirm"
 
 MODE_CHOICES = {"线上指导": Mode.ONLINE, "现场服务": Mode.ONSITE, "培训讲座": Mode.TRAINING}
 MODE_WORDS = {
@@ -36,7 +56,7 @@ def _pick_mode(text: str) -> Mode | None:
 
 async def start_registration(ctx: HandlerContext, first_text: str) -> None:
     """First contact: ask for the company, the contact's name and the region, one at a time."""
-    ctx.dialog.start(REGISTER, "company", {"pending_request": first_text.strip()})
+    ctx.dialog.start(REGISTER, RegisterStep.COMPANY, {"pending_request": first_text.strip()})
     await ctx.reply(
         "您好！这里是劳模工匠服务队。第一次使用需要简单登记（随时回复「取消」可退出）。\n"
         "请问贵单位（企业）的全称是？"
@@ -51,19 +71,19 @@ async def registration_step(ctx: HandlerContext, text: str) -> None:
         await ctx.reply("请用文字回复。")
         return
     step = ctx.dialog.step
-    if step == "company":
+    if step == RegisterStep.COMPANY:
         if len(value) < 2 or len(value) > 100:
             await ctx.reply("企业名称请填写 2–100 个字。")
             return
-        ctx.dialog.go("contact", company=value)
+        ctx.dialog.go(RegisterStep.CONTACT, company=value)
         await ctx.reply("好的。请问您怎么称呼？（姓名或“王工”之类即可）")
-    elif step == "contact":
+    elif step == RegisterStep.CONTACT:
         if len(value) > 40:
             await ctx.reply("称呼请简短一些（40 个字以内）。")
             return
-        ctx.dialog.go("region", contact=value)
+        ctx.dialog.go(RegisterStep.REGION, contact=value)
         await ctx.reply("贵单位在哪个地区？（如：宁波市北仑区）")
-    else:
+    else:  # RegisterStep.REGION
         data = ctx.dialog.data
         enterprise = Enterprise(name=data["company"], region=value, created_at=ctx.now())
         ctx.session.add(enterprise)
@@ -92,7 +112,7 @@ async def start_request(ctx: HandlerContext, text: str, *, photos: list[str] | N
         return
     text = text.strip()
     if _is_greeting(text) or len(text) < 4:
-        ctx.dialog.start(REQUEST, "describe", {"photos": photos or []})
+        ctx.dialog.start(REQUEST, RequestStep.DESCRIBE, {"photos": photos or []})
         await ctx.reply("您好！请直接描述遇到的技术问题（设备、现象、已经试过的办法），可以附照片。")
         return
     await _understood(ctx, text, photos or [])
@@ -118,10 +138,10 @@ async def _understood(ctx: HandlerContext, text: str, photos: list[str]) -> None
         else "暂时没能判断属于哪个专业，提交后工作人员会帮您分派。"
     )
     if QUESTION.search(text) and not _pick_mode(text):
-        ctx.dialog.start(REQUEST, "confirm", {**data, "mode": Mode.ONLINE.value})  # a plain question: 远程指导
+        ctx.dialog.start(REQUEST, RequestStep.CONFIRM, {**data, "mode": Mode.ONLINE.value})  # a plain question: 远程指导
         await _ask_confirm(ctx, understood)
         return
-    ctx.dialog.start(REQUEST, "mode", data)
+    ctx.dialog.start(REQUEST, RequestStep.MODE, data)
     await ctx.reply(
         card(
             "需要哪种服务方式？",
@@ -135,7 +155,7 @@ def _supplement(ctx: HandlerContext, value: str) -> str:
     """A longer answer that is not a choice is more about the problem: add it to the description."""
     if len(value) < 6:
         return ""
-    ctx.dialog.go(ctx.dialog.step or "mode", text=f"{ctx.dialog.data['text']}；{value}"[:2000])
+    ctx.dialog.go(RequestStep(ctx.dialog.step or RequestStep.MODE), text=f"{ctx.dialog.data['text']}；{value}"[:2000])
     return "已补充到问题描述。"
 
 
@@ -161,10 +181,10 @@ async def request_step(ctx: HandlerContext, text: str) -> None:
     """Walk the draft through mode → urgency → address (on-site only) → confirmation."""
     value = text.strip()
     step = ctx.dialog.step
-    if step == "describe":
+    if step == RequestStep.DESCRIBE:
         await _understood(ctx, value, list(ctx.dialog.data.get("photos", [])))
         return
-    if step == "mode":
+    if step == RequestStep.MODE:
         mode = MODE_CHOICES.get(value) or _pick_mode(value)
         if mode is None:
             # Not a choice: people often keep describing the problem. Keep that, and ask again with buttons.
@@ -172,10 +192,10 @@ async def request_step(ctx: HandlerContext, text: str) -> None:
             await ctx.reply(card("需要哪种服务方式？", f"{note}请选择服务方式（也可回复 1、2、3；「取消」放弃）：",
                                  [Button(label, label) for label in MODE_CHOICES]))
             return
-        ctx.dialog.go("urgency", mode=mode.value)
+        ctx.dialog.go(RequestStep.URGENCY, mode=mode.value)
         await ctx.reply(card("紧急程度", "这个问题急吗？", [Button("普通", "普通"), Button("紧急", "紧急")]))
         return
-    if step == "urgency":
+    if step == RequestStep.URGENCY:
         if any(w in value for w in ("不急", "普通", "一般", "不着急", "不用急")):
             urgent, note = False, ""
         elif "急" in value or value in URGENT_WORDS:
@@ -184,26 +204,26 @@ async def request_step(ctx: HandlerContext, text: str) -> None:
             urgent = bool(ctx.dialog.data.get("urgent"))
             note = _supplement(ctx, value) + ("按紧急处理。" if urgent else "按普通处理，如很急可在备注里说明。")
         if ctx.dialog.data["mode"] == Mode.ONSITE.value:
-            ctx.dialog.go("address", urgent=urgent)
+            ctx.dialog.go(RequestStep.ADDRESS, urgent=urgent)
             await ctx.reply(f"{note}现场服务需要地址：请发送详细地址（区县、街道、门牌或厂区）。")
             return
-        ctx.dialog.go("confirm", urgent=urgent)
+        ctx.dialog.go(RequestStep.CONFIRM, urgent=urgent)
         await _ask_confirm(ctx, note)
         return
-    if step == "address":
+    if step == RequestStep.ADDRESS:
         if len(value) < 4:
             await ctx.reply("地址太短了，请写到区县和街道，例如「宁波市北仑区新碶街道明州路 88 号」。")
             return
-        ctx.dialog.go("confirm", address=value[:300])
+        ctx.dialog.go(RequestStep.CONFIRM, address=value[:300])
         await _ask_confirm(ctx)
         return
-    # confirm
+    # RequestStep.CONFIRM
     if value.startswith("小组"):
         group = value[2:].strip()
         if not group:
             await ctx.reply("请写上专业名，例如「小组 焊接工艺」。")
             return
-        ctx.dialog.go("confirm", group=group, confident=True)
+        ctx.dialog.go(RequestStep.CONFIRM, group=group, confident=True)
         await _ask_confirm(ctx, f"已改为【{group}】。")
         return
     if value in ("提交", "确认", "是", "好", "好的", "对", "可以", "没问题"):
@@ -244,8 +264,6 @@ async def submit(ctx: HandlerContext) -> None:
         await ctx.reply(
             f"已提交，案件编号 #{case.number}。\n工作人员审核后会为您匹配工匠师傅，请留意消息。"
         )
-        from handlers.staff.review import notify_review  # staff flow owns the review message
-
         await notify_review(ctx, case)
         return
     await transition(ctx, case, CaseState.APPROVED, actor=None, detail="自动通过（未开启审核）")
@@ -271,7 +289,7 @@ async def new_request(ctx: HandlerContext, cmd: Command) -> None:
         await ctx.dialog.clear()
     text = cmd.tail  # as typed: a description may start with a number (「3台冲床…」)
     if not text:
-        ctx.dialog.start(REQUEST, "describe", {"photos": []})
+        ctx.dialog.start(REQUEST, RequestStep.DESCRIBE, {"photos": []})
         await ctx.reply("请描述新的技术问题（设备、现象、已经试过的办法），可以附照片。")
         return
     await start_request(ctx, text)

@@ -1,7 +1,7 @@
 """Report content: the daily digest, monthly figures (按月报进展), the quarterly case collection.
 
 Everything here reads the database and returns data or text; sending, claiming ``(job, period)``
-rows and scheduling live in ``scheduler/jobs.py``, the CLI in ``bot/report_cli.py``, chat commands in
+rows and scheduling live in ``scheduler/jobs.py``, the CLI in ``bot/cli/report.py``, chat commands in
 ``handlers/staff/reports_chat.py``. Periods are local (``bot.timezone``) calendar months and days.
 """
 

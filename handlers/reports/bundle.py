@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +16,7 @@ from handlers.reports.chart import monthly_chart
 from handlers.reports.links import monthly_link
 from handlers.reports.monthly import MonthlyReport, build_monthly, summary_text
 from handlers.reports.xlsx import monthly_workbook
+from handlers.services import Services
 from handlers.settings import Settings
 
 
@@ -44,8 +44,9 @@ async def monthly_xlsx(session: AsyncSession, month: str, *, settings: Settings 
     return await asyncio.to_thread(monthly_workbook, rep)
 
 
-async def build_bundle(session: AsyncSession, settings: Settings, month: str, now: datetime) -> MonthlyBundle:
+async def build_bundle(session: AsyncSession, services: Services, month: str) -> MonthlyBundle:
     """Compute the month, write ``report-<month>.xlsx`` and ``chart-<month>.png`` under ``bot.media_dir``."""
+    settings, now = services.settings, services.clock.now()
     rep = await build_monthly(session, settings, month)
     folder = Path(settings.bot.media_dir) / "reports"
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,4 +54,4 @@ async def build_bundle(session: AsyncSession, settings: Settings, month: str, no
     # Rendering takes a second of CPU: keep it off the event loop that serves callbacks.
     xlsx_path.write_bytes(await asyncio.to_thread(monthly_workbook, rep))
     chart_path.write_bytes(await asyncio.to_thread(monthly_chart, rep))
-    return MonthlyBundle(rep, xlsx_path, chart_path, monthly_link(settings, rep.month, now))
+    return MonthlyBundle(rep, xlsx_path, chart_path, monthly_link(settings, services.links, rep.month, now))

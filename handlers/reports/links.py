@@ -1,8 +1,9 @@
 """Signed, expiring download links for monthly reports sent in chat (HMAC-SHA256 with the console key).
 
 A link carries the month, an expiry (unix seconds) and a signature over both; the server route in
-``bot/report_routes.py`` checks them and needs no login. With no ``console.secret_key`` there are no
-links (the workbook is still attached to the chat message).
+``bot/console/downloads.py`` checks them and needs no login. With no ``console.secret_key`` there are no
+links (the workbook is still attached to the chat message). Where the route is, is bot/'s
+(:class:`handlers.services.Links`); what it carries and how it is signed, is decided here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import hmac
 from datetime import datetime, timedelta
 
 from handlers.parsing import ascii_int
+from handlers.services import Links
 from handlers.settings import Settings
-
-ROUTE = "/reports/monthly/{month}.xlsx"
 
 
 def signature(secret: str, month: str, expires: int) -> str:
@@ -22,14 +22,13 @@ def signature(secret: str, month: str, expires: int) -> str:
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:40]
 
 
-def monthly_link(settings: Settings, month: str, now: datetime) -> str | None:
-    """The URL to give out, valid for ``timers.report_link_hours``; None without a secret key."""
+def monthly_link(settings: Settings, links: Links | None, month: str, now: datetime) -> str | None:
+    """The URL to give out, valid for ``timers.report_link_hours``; None without a secret key or links."""
     secret = settings.console.secret_key
-    if not secret:
+    if not secret or links is None:
         return None
     expires = int((now + timedelta(hours=settings.timers.report_link_hours)).timestamp())
-    path = ROUTE.format(month=month)
-    return f"{settings.server.public_url.rstrip('/')}{path}?exp={expires}&sig={signature(secret, month, expires)}"
+    return links.monthly_report(month, expires, signature(secret, month, expires))
 
 
 def check(settings: Settings, month: str, exp: str, sig: str, now: datetime) -> bool:

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,8 +137,32 @@ def _rows(acc: dict[str, Row]) -> list[Row]:
     return sorted(acc.values(), key=lambda r: (-r.cases, -r.solved, r.label))
 
 
+@dataclass
+class MonthFacts:
+    """The rows a month's figures are computed from, read by :func:`gather_month` (the only step that
+    reads the database); :func:`monthly_figures` turns them into the report."""
+
+    month: str
+    tz: ZoneInfo
+    start: datetime
+    end: datetime
+    history_start: datetime  # the first of the chart's months
+    cases: list[Case]  # submitted in the chart's months, resolved in them, or accepted in the month
+    enterprises: dict[int, Enterprise]
+    feedback: list[Feedback]  # given in the month
+    points: list[tuple[int, float]]  # (craftsman, points) of the ledger entries dated in the month
+    rated_cases: dict[int, Case]  # every case rated in the month, by id
+    people: dict[int, tuple[str, str]]  # craftsman (person id) → (name, trade group), for the month's craftsmen
+    solutions: dict[int, str]  # rated case id → what the craftsman did (its last ``resolved`` event)
+
+
 async def build_monthly(session: AsyncSession, settings: Settings, month: str) -> MonthlyReport:
     """All figures of one month (``"2026-11"``), plus the previous months' per-group figures for the chart."""
+    return monthly_figures(await gather_month(session, settings, month))
+
+
+async def gather_month(session: AsyncSession, settings: Settings, month: str) -> MonthFacts:
+    """Read everything :func:`monthly_figures` needs for ``month``."""
     tz = settings.tz
     year, mon = parse_month(month)
     month = month_key(year, mon)
@@ -152,21 +177,88 @@ async def build_monthly(session: AsyncSession, settings: Settings, month: str) -
     enterprises = {e.id: e for e in (await session.scalars(select(Enterprise))).all()}
     feedback = list((await session.scalars(
         select(Feedback).where(Feedback.at >= start, Feedback.at < end).order_by(Feedback.id))).all())
-    points = (await session.execute(
+    points = [(pid, pts) for pid, pts in (await session.execute(
         select(PointsEntry.craftsman_id, PointsEntry.points).where(PointsEntry.at >= start, PointsEntry.at < end)
-    )).all()
-    rep = MonthlyReport(month=month)
+    )).all()]
+    by_id = {c.id: c for c in cases}
+    rated_ids = {fb.case_id for fb in feedback if fb.rating is not None}
+    rated = {i: by_id[i] for i in rated_ids if i in by_id}
+    missing = rated_ids - set(rated)
+    if missing:
+        rated |= {c.id: c for c in (await session.scalars(select(Case).where(Case.id.in_(missing)))).all()}
+    pids = {c.craftsman_id for c in cases if _in(c.resolved_at, start, end) and c.craftsman_id is not None}
+    pids |= {pid for pid, _ in points} | {c.craftsman_id for c in rated.values() if c.craftsman_id is not None}
+    names = dict((await session.execute(select(Person.id, Person.name).where(Person.id.in_(pids)))).all()) \
+        if pids else {}
+    groups = dict((await session.execute(select(Craftsman.person_id, Craftsman.trade_group)
+                                         .where(Craftsman.person_id.in_(pids)))).all()) if pids else {}
+    solutions: dict[int, str] = {}
+    if rated:
+        for case_id, detail in (await session.execute(select(CaseEvent.case_id, CaseEvent.detail).where(
+                CaseEvent.case_id.in_(list(rated)), CaseEvent.kind == "resolved").order_by(CaseEvent.id))).all():
+            solutions[case_id] = detail  # the last one wins
+    return MonthFacts(month=month, tz=tz, start=start, end=end, history_start=hist_start, cases=cases,
+                      enterprises=enterprises, feedback=feedback, points=points, rated_cases=rated,
+                      people={pid: (names.get(pid, str(pid)), groups.get(pid, "")) for pid in pids},
+                      solutions=solutions)
+
+
+def monthly_figures(facts: MonthFacts) -> MonthlyReport:
+    """The month's report computed from ``facts`` (pure: no database)."""
+    rep = MonthlyReport(month=facts.month)
+    _totals(rep, facts)
+    _history(rep, facts)
+    lines, rated = _craftsmen(rep, facts)
+    rep.craftsmen = sorted(lines.values(), key=lambda c: c.name)
+    rated.sort(key=lambda fc: (-(fc[0].rating or 0), -(fc[1].help_hours or 0), fc[1].id))
+    rep.typical = [_story(facts, case, fb, lines) for fb, case in rated[:3]]
+    return rep
+
+
+def _craftsmen(rep: MonthlyReport, facts: MonthFacts) -> tuple[dict[int, CraftsmanLine], list[tuple[Feedback, Case]]]:
+    """Each craftsman's month (solved cases, help hours, points, ratings) and the month's rated cases;
+    counts the ratings and the unrated into ``rep``."""
+    lines: dict[int, CraftsmanLine] = {}
+
+    def line(pid: int) -> CraftsmanLine:
+        if pid not in lines:
+            name, group = facts.people.get(pid, (str(pid), ""))
+            lines[pid] = CraftsmanLine(pid, name, group)
+        return lines[pid]
+
+    for case in facts.cases:
+        if _in(case.resolved_at, facts.start, facts.end) and case.craftsman_id is not None:
+            cl = line(case.craftsman_id)
+            cl.cases += 1
+            cl.help_hours += case.help_hours or 0.0
+    for pid, pts in facts.points:
+        line(pid).points += pts
+    rated: list[tuple[Feedback, Case]] = []
+    for fb in facts.feedback:
+        if fb.rating is None:
+            rep.unrated += 1
+            continue
+        rep.ratings.append(fb.rating)
+        case_row = facts.rated_cases.get(fb.case_id)
+        if case_row is not None:
+            rated.append((fb, case_row))
+            if case_row.craftsman_id is not None:
+                line(case_row.craftsman_id).ratings.append(fb.rating)
+    return lines, rated
+
+
+def _totals(rep: MonthlyReport, facts: MonthFacts) -> None:
+    """The month's totals, response times and breakdowns by group, region, industry and mode."""
+    start, end = facts.start, facts.end
     acc: dict[str, dict[str, Row]] = {k: {} for k in ("group", "region", "industry", "mode")}
 
     def rows_for(case: Case) -> list[Row]:
-        ent = enterprises.get(case.enterprise_id or 0)
+        ent = facts.enterprises.get(case.enterprise_id or 0)
         keys = {"group": case.trade_group or "未分类", "region": case.region or (ent.region if ent else "") or "未填写",
                 "industry": (ent.industry if ent else "") or "未填写", "mode": mode_label(case.mode)}
         return [acc[k].setdefault(v, Row(v)) for k, v in keys.items()]
 
-    history: dict[str, dict[str, Row]] = defaultdict(dict)
-    by_id = {c.id: c for c in cases}
-    for case in cases:
+    for case in facts.cases:
         if _in(case.submitted_at, start, end):
             rep.new_cases += 1
             rep.solved_of_new += case.resolved_at is not None
@@ -180,53 +272,38 @@ async def build_monthly(session: AsyncSession, settings: Settings, month: str) -
                 row.help_hours += case.help_hours or 0.0
         if _in(case.accepted_at, start, end) and case.submitted_at is not None and case.accepted_at is not None:
             rep.response_hours.append((case.accepted_at - case.submitted_at).total_seconds() / 3600)
-        for when, is_solved in ((case.submitted_at, False), (case.resolved_at, True)):
-            if _in(when, hist_start, end):
-                assert when is not None
-                local = when.astimezone(tz)
-                row = history[month_key(local.year, local.month)].setdefault(case.trade_group or "未分类",
-                                                                             Row(case.trade_group or "未分类"))
-                if is_solved:
-                    row.solved += 1
-                    row.help_hours += case.help_hours or 0.0
-                else:
-                    row.cases += 1
     rep.by_group, rep.by_region = _rows(acc["group"]), _rows(acc["region"])
     rep.by_industry, rep.by_mode = _rows(acc["industry"]), _rows(acc["mode"])
+
+
+def _history(rep: MonthlyReport, facts: MonthFacts) -> None:
+    """Requests and solved cases per trade group in each of the chart's months, oldest first."""
+    history: dict[str, dict[str, Row]] = defaultdict(dict)
+    for case in facts.cases:
+        for when, is_solved in ((case.submitted_at, False), (case.resolved_at, True)):
+            if when is None or not _in(when, facts.history_start, facts.end):
+                continue
+            local = when.astimezone(facts.tz)
+            group = case.trade_group or "未分类"
+            row = history[month_key(local.year, local.month)].setdefault(group, Row(group))
+            if is_solved:
+                row.solved += 1
+                row.help_hours += case.help_hours or 0.0
+            else:
+                row.cases += 1
+    year, mon = parse_month(facts.month)
     rep.history = [(m, history.get(m, {})) for m in
                    (month_key(*add_months(year, mon, i - HISTORY_MONTHS + 1)) for i in range(HISTORY_MONTHS))]
 
-    lines: dict[int, CraftsmanLine] = {}
 
-    async def line(pid: int) -> CraftsmanLine:
-        if pid not in lines:
-            person = await session.get(Person, pid)
-            craftsman = await session.get(Craftsman, pid)
-            lines[pid] = CraftsmanLine(pid, person.name if person else str(pid), craftsman.trade_group if craftsman else "")
-        return lines[pid]
-
-    for case in cases:
-        if _in(case.resolved_at, start, end) and case.craftsman_id is not None:
-            cl = await line(case.craftsman_id)
-            cl.cases += 1
-            cl.help_hours += case.help_hours or 0.0
-    for pid, pts in points:
-        (await line(pid)).points += pts
-    rated: list[tuple[Feedback, Case]] = []
-    for fb in feedback:
-        if fb.rating is None:
-            rep.unrated += 1
-            continue
-        rep.ratings.append(fb.rating)
-        case_row = by_id.get(fb.case_id) or await session.get(Case, fb.case_id)
-        if case_row is not None:
-            rated.append((fb, case_row))
-            if case_row.craftsman_id is not None:
-                (await line(case_row.craftsman_id)).ratings.append(fb.rating)
-    rep.craftsmen = sorted(lines.values(), key=lambda c: c.name)
-    rated.sort(key=lambda fc: (-(fc[0].rating or 0), -(fc[1].help_hours or 0), fc[1].id))
-    rep.typical = [await story(session, case, fb, enterprises, lines) for fb, case in rated[:3]]
-    return rep
+def _story(facts: MonthFacts, case: Case, fb: Feedback, lines: dict[int, CraftsmanLine]) -> CaseStory:
+    """:func:`story` from the gathered facts (every rated case's craftsman has a line)."""
+    known = lines.get(case.craftsman_id) if case.craftsman_id is not None else None
+    ent = facts.enterprises.get(case.enterprise_id or 0)
+    return CaseStory(number=case.number, group=case.trade_group, enterprise=ent.name if ent else "",
+                     craftsman=known.name if known else "", text=case.text, solution=facts.solutions.get(case.id, ""),
+                     rating=fb.rating, comment=fb.comment, help_hours=case.help_hours or 0.0,
+                     resolved_at=case.resolved_at)
 
 
 async def story(session: AsyncSession, case: Case, fb: Feedback | None, enterprises: dict[int, Enterprise],

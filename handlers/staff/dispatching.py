@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select
 
+from handlers import timers
 from handlers.cases import get_case, transition
 from handlers.context import HandlerContext, UserError
 from handlers.dispatch import make_offer, offer_next, withdraw_pending
 from handlers.router import Command, Router
-from storage.models import ACTIVE_STATES, Case, CaseState, Craftsman, OfferState, Person, Role, StaffMember
+from handlers.visibility import scope_of
+from storage.models import ACTIVE_STATES, Case, CaseState, Craftsman, OfferState, Person, Role
 
 router = Router("staff.dispatching")
 STAFF = {Role.STAFF}
@@ -32,25 +34,17 @@ async def find_craftsman(ctx: HandlerContext, who: str) -> Person:
     return rows[0][0]
 
 
-async def lead_groups(ctx: HandlerContext) -> tuple[str, ...] | None:
-    """The trade groups a group lead acts for; None for admin and staff, who act for every group."""
-    staff = await ctx.session.get(StaffMember, ctx.person.id)
-    if staff is None or staff.staff_role != "group_lead":
-        return None
-    return tuple(staff.groups or ())
-
-
 async def check_lead_may_dispatch(ctx: HandlerContext, case: Case, craftsman: Person) -> None:
     """A group lead dispatches their groups' cases to their groups' craftsmen only; crossing groups is
-    an admin or staff action."""
-    groups = await lead_groups(ctx)
-    if groups is None:
+    an admin or staff action (the scope is ``handlers/visibility.py``'s)."""
+    scope = await scope_of(ctx.session, ctx.person.id)
+    if scope.groups is None:
         return
-    mine = "、".join(groups) or "无"
-    if case.trade_group not in groups:
+    mine = "、".join(scope.groups) or "无"
+    if not scope.sees(case.trade_group):
         raise UserError(f"案件 #{case.number} 不属于您负责的专业小组（{mine}），请联系工作人员派单。")
     group = await ctx.session.scalar(select(Craftsman.trade_group).where(Craftsman.person_id == craftsman.id))
-    if group not in groups:
+    if not scope.sees(group):
         raise UserError(f"组长只能派给本组（{mine}）的师傅；{craftsman.name}属于{group or '其他小组'}，"
                         "跨组派单请联系工作人员。")
 
@@ -110,8 +104,6 @@ async def cancel_case(ctx: HandlerContext, case: Case, reason: str) -> None:
     if not await transition(ctx, case, CaseState.CANCELLED, actor=ctx.person, detail=reason, values={"close_reason": reason}):
         raise UserError(f"案件 #{case.number} 当前状态不能取消。")
     await withdraw_pending(ctx, case, state=OfferState.WITHDRAWN, notify=f"案件 #{case.number} 已取消，邀请撤回。")
-    from handlers import timers
-
     await timers.cancel(ctx.session, case_id=case.id)
     await ctx.outbox.to_person(case.requester_id, f"案件 #{case.number} 已取消：{reason}。", case_id=case.id)
     if old is not None:

@@ -32,12 +32,14 @@ def session_hash(session_id: str) -> str:
 
 async def create_login_link(ctx: HandlerContext) -> tuple[str, int]:
     """Store a fresh link token for ``ctx.person``; returns (the URL, minutes it stays valid)."""
+    links = ctx.services.links
+    if links is None:  # not inside the service (nothing to log in to from here)
+        raise UserError("控制台登录链接暂不可用，请使用密码登录。")
     token = secrets.token_urlsafe(32)
     minutes = ctx.settings.console.login_link_minutes
     ctx.session.add(LoginToken(token_hash=link_hash(token), person_id=ctx.person.id,
                            expires_at=ctx.now() + timedelta(minutes=minutes)))
-    url = f"{ctx.settings.server.public_url.rstrip('/')}/console/login/{token}"
-    return url, minutes
+    return links.console_login(token), minutes
 
 
 @router.command("登录", "控制台", roles={Role.STAFF}, summary="登录 — 获取网页控制台的一次性登录链接")

@@ -9,7 +9,8 @@ from handlers.reports import month_key, previous_month
 from handlers.reports.bundle import build_bundle
 from handlers.reports.digest import build_digest
 from handlers.router import Command, Router
-from storage.models import Role, StaffMember
+from handlers.visibility import scope_of
+from storage.models import Role
 
 router = Router("staff.reports")
 STAFF = {Role.STAFF}
@@ -18,10 +19,9 @@ STAFF = {Role.STAFF}
 @router.command("日报", roles=STAFF, summary="日报 — 立即查看昨日工作日报")
 async def daily(ctx: HandlerContext, cmd: Command) -> None:
     """The digest the sender would get this morning (a group lead sees their groups)."""
-    staff = await ctx.session.get(StaffMember, ctx.person.id)
-    groups = set(staff.groups or []) if staff is not None and staff.staff_role == "group_lead" else None
+    scope = await scope_of(ctx.session, ctx.person.id)
     today = ctx.now().astimezone(ctx.settings.tz).date()
-    digest = await build_digest(ctx.session, ctx.settings, today=today, now=ctx.now(), groups=groups)
+    digest = await build_digest(ctx.session, ctx.settings, today=today, now=ctx.now(), groups=scope.group_set())
     await ctx.reply(markdown(digest.title, digest.markdown))
 
 
@@ -34,6 +34,6 @@ async def monthly(ctx: HandlerContext, cmd: Command) -> None:
     else:
         # Bounded (years 2000–2100, not after this month); a ParseError is the polite answer.
         month = month_key(*parse_month(raw, now=ctx.now(), tz=ctx.settings.tz))
-    bundle = await build_bundle(ctx.session, ctx.settings, month, ctx.now())
+    bundle = await build_bundle(ctx.session, ctx.services, month)
     for msg in bundle.messages():
         await ctx.reply(msg)

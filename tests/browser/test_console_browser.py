@@ -34,8 +34,8 @@ async def expect(locator: Any) -> Any:
 
 
 async def history(playground: Playground, *, now: bool) -> None:
-    """Months of fictional activity (bot/demo_history.py), so pages and screenshots have content."""
-    from bot.demo_history import seed_history
+    """Months of fictional activity (bot/demo/history.py), so pages and screenshots have content."""
+    from bot.demo.history import seed_history
 
     async with playground.app[sessions_key].begin() as db:
         await seed_history(db, playground.app[settings_key], last_month="2026-10", months=6,

@@ -20,12 +20,23 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import config
 from bot.channels import dingtalk
 from bot.channels.dingtalk_sender import DingTalkSender
-from bot.intake import Intake
-from bot.keys import clock_key, http_key, intake_key, senders_key, sessions_key, settings_key
+from bot.channels.media import MediaStore
+from bot.config import DingTalkSettings, Settings
+from bot.keys import (
+    clock_key,
+    dingtalk_key,
+    http_key,
+    intake_key,
+    media_key,
+    senders_key,
+    sessions_key,
+    settings_key,
+)
+from bot.pipeline.intake import Intake
 from handlers.clock import ManualClock
-from handlers.settings import DingTalkSettings, Settings
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import InboxMessage
@@ -48,7 +59,7 @@ class Harness:
 
     @property
     def sender(self) -> DingTalkSender:
-        sender = self.app[dingtalk.dingtalk_key].sender
+        sender = self.app[dingtalk_key].sender
         assert sender is not None
         return sender
 
@@ -74,7 +85,7 @@ def make_settings(tmp_path: Path, fake: FakeDingTalk, **dingtalk_overrides: Any)
     settings.database.url = f"sqlite+aiosqlite:///{tmp_path / 'craftlink.db'}"
     settings.server.public_url = PUBLIC_URL
     settings.bot.media_dir = str(tmp_path / "media")
-    settings.dingtalk = DingTalkSettings(
+    settings.sections["dingtalk"] = DingTalkSettings(
         app_key=fake.app_key,
         app_secret=fake.app_secret,
         robot_code=fake.robot_code,
@@ -102,6 +113,7 @@ async def running(
     app[clock_key] = clock
     app[sessions_key] = sessions
     app[senders_key] = {}
+    app[media_key] = MediaStore.from_settings(settings.bot)
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         app[http_key] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -116,8 +128,9 @@ async def running(
         await intake.stop()
 
     app.cleanup_ctx.append(http_ctx)
-    assert settings.dingtalk is not None
-    dingtalk.setup(app, settings.dingtalk)
+    section = config.dingtalk(settings)
+    assert section is not None
+    dingtalk.setup(app, section)
     app.cleanup_ctx.append(intake_ctx)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()

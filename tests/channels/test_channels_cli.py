@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.channels_cli import add_parser, run
+from bot.cli.channels import add_parser, run
 
 
 class FakeTokens:

@@ -148,10 +148,10 @@ async def test_the_stored_row_carries_the_session_webhook(tmp_path: Path) -> Non
         (row,) = await h.inbox()
         assert row.text == "你好"
         assert row.conversation == "dingtalk:staff7"
-        extra = row.payload["extra"]
+        extra = row.payload["identity_extra"]  # stored on the sender's identity by the pipeline
         assert extra[EXTRA_WEBHOOK] == body["sessionWebhook"]
         assert extra[EXTRA_WEBHOOK_EXPIRES] == body["sessionWebhookExpiredTime"]
-        assert extra["sender_nick"] == "用户staff7"
+        assert row.payload["extra"]["sender_nick"] == "用户staff7"
 
 
 # --- parsing, without HTTP -------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def test_sender_falls_back_to_sender_id() -> None:
 
 def test_group_messages_never_keep_the_webhook() -> None:
     msg = parse(body("text", text={"content": "hi"}, conversationType="2"))
-    assert EXTRA_WEBHOOK not in msg.extra
+    assert EXTRA_WEBHOOK not in msg.identity_extra
 
 
 @pytest.mark.parametrize(
@@ -245,9 +245,9 @@ def test_group_messages_never_keep_the_webhook() -> None:
 )
 def test_a_webhook_outside_dingtalk_is_dropped(hook: str) -> None:
     msg = parse(body("text", text={"content": "hi"}, sessionWebhook=hook))
-    assert EXTRA_WEBHOOK not in msg.extra
+    assert EXTRA_WEBHOOK not in msg.identity_extra
 
 
 def test_string_expiry_is_accepted() -> None:
     msg = parse(body("text", text={"content": "hi"}, sessionWebhookExpiredTime="1800000000000"))
-    assert msg.extra[EXTRA_WEBHOOK_EXPIRES] == 1_800_000_000_000
+    assert msg.identity_extra[EXTRA_WEBHOOK_EXPIRES] == 1_800_000_000_000

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from bot import config
 from bot.channels.base import PermanentSendError, TransientSendError
-from bot.channels.dingtalk import dingtalk_key
 from bot.channels.dingtalk_sender import DingTalkSender
-from bot.keys import http_key
+from bot.keys import dingtalk_key, http_key
 from handlers.messages import (
     Button,
     Channel,
@@ -35,7 +35,7 @@ async def received_extra(h: Harness, staff_id: str) -> dict[str, Any]:
     """Post a message from ``staff_id`` and return the extras the inbox row keeps for its identity."""
     assert (await h.post(h.fake.message(staff_id, "你好"))).status == 200
     row = (await h.inbox())[-1]
-    extra: dict[str, Any] = row.payload["extra"]
+    extra: dict[str, Any] = row.payload["identity_extra"]
     return extra
 
 
@@ -298,7 +298,7 @@ async def test_fetch_media_downloads_and_stores(tmp_path: Path) -> None:
             stored.append((data, suffix))
             return f"/media/x{suffix}"
 
-        dt_settings = h.settings.dingtalk
+        dt_settings = config.dingtalk(h.settings)
         assert dt_settings is not None
         sender = DingTalkSender(
             http=h.app[http_key],

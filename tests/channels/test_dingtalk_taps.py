@@ -8,10 +8,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from bot.channels.dingtalk import dingtalk_key
 from bot.channels.dingtalk_cards import TAP_TTL
 from bot.channels.dingtalk_sign import LinkSigner
-from bot.keys import intake_key
+from bot.keys import dingtalk_key, intake_key
 from handlers.messages import Button, IncomingMessage, card
 from tests.channels.dingtalk_harness import Harness, running
 

@@ -3,7 +3,7 @@
 A DingTalk body may carry ``\\u0000`` or a lone surrogate in its JSON text, or ids longer than the
 inbox columns. PostgreSQL refuses such a row where SQLite stores it; in a group commit that used to
 refuse the whole batch, so 40 valid WeCom callbacks sent alongside got 503. Now the intake cleans
-what it can (``bot/intake.py::checked``), refuses what is not a real platform id (400), and if the
+what it can (``bot/pipeline/intake.py::checked``), refuses what is not a real platform id (400), and if the
 database still refuses a batch, stores its rows one by one so only the bad one is refused.
 """
 
@@ -25,11 +25,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels import registry
-from bot.intake import BadMessage, Intake
-from bot.keys import clock_key, http_key, intake_key, senders_key, sessions_key, settings_key
+from bot.channels.media import MediaStore
+from bot.config import DingTalkSettings, Settings, WeComSettings
+from bot.keys import clock_key, http_key, intake_key, media_key, senders_key, sessions_key, settings_key
+from bot.pipeline.intake import BadMessage, Intake
 from handlers.clock import ManualClock
 from handlers.messages import Channel, IncomingKind, IncomingMessage
-from handlers.settings import DingTalkSettings, Settings, WeComSettings
 from storage.db import create_engine, session_factory
 from storage.models import InboxMessage
 from tests.channels.wx_harness import WECOM_AES, WECOM_CORP, WECOM_TOKEN
@@ -74,10 +75,10 @@ async def both_channels(tmp_path: Path, db_url: str) -> AsyncIterator[Both]:
     settings.database.url = db_url
     settings.bot.media_dir = str(tmp_path / "media")
     settings.server.public_url = "https://craftlink.example.cn"
-    settings.dingtalk = DingTalkSettings(
+    settings.sections["dingtalk"] = DingTalkSettings(
         app_key=fake.app_key, app_secret=fake.app_secret, robot_code=fake.robot_code, api_base=fake.base_url
     )
-    settings.wecom = WeComSettings(
+    settings.sections["wecom"] = WeComSettings(
         corp_id=WECOM_CORP, agent_id=1000002, secret="s", token=WECOM_TOKEN, encoding_aes_key=WECOM_AES,
         api_base="http://127.0.0.1:9", timestamp_window_s=0,
     )
@@ -85,6 +86,7 @@ async def both_channels(tmp_path: Path, db_url: str) -> AsyncIterator[Both]:
     sessions = session_factory(engine)
     app = web.Application(client_max_size=settings.server.max_body_bytes)
     app[settings_key], app[clock_key], app[sessions_key], app[senders_key] = settings, clock, sessions, {}
+    app[media_key] = MediaStore.from_settings(settings.bot)
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         app[http_key] = aiohttp.ClientSession()

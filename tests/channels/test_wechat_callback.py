@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from wechatpy.crypto import PrpCrypto, _get_signature
 
+from bot import config
 from bot.channels.wechat import WeChatCallback
-from handlers.settings import WeChatSettings
+from bot.config import WeChatSettings
 from tests.channels.wx_harness import WECHAT_AES, WECHAT_APPID, WECHAT_TOKEN, running
 from tests.fakes.wechat_api import WeChatPlatform, mp_xml
 
@@ -128,8 +129,9 @@ async def test_rejections_store_nothing(
 
 async def test_stale_timestamp_is_refused(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        assert h.settings.wechat is not None
-        h.settings.wechat.timestamp_window_s = 300
+        section = config.wechat(h.settings)
+        assert section is not None
+        section.timestamp_window_s = 300
         now = int(h.clock.now().timestamp())
         query, body = PLATFORM.aes_post(
             mp_xml("oUser4", now, "text", "<Content>x</Content>", 80), timestamp=str(now - 1000)
@@ -157,7 +159,7 @@ async def test_events_menu_click_and_subscribe(tmp_path: Path) -> None:
 
 
 async def test_an_openid_longer_than_the_inbox_column_is_400_and_stores_nothing(tmp_path: Path) -> None:
-    # No real openid is this long; the inbox's rule (bot.intake.checked) refuses it rather than cut it.
+    # No real openid is this long; the inbox's rule (bot.pipeline.intake.checked) refuses it rather than cut it.
     async with running(tmp_path, wechat_aes="") as h:
         query, body = PLATFORM.plain_post(mp_xml("o" * 129, 1, "text", "<Content>你好</Content>", 79), timestamp=TS)
         assert (await h.client.post(PATH, params=query, data=body)).status == 400

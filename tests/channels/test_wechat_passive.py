@@ -18,9 +18,8 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.channels.wechat import fits_passive
-from bot.keys import passive_key, sessions_key
-from bot.passive import RESERVE
-from bot.worker import worker_key
+from bot.keys import passive_key, sessions_key, worker_key
+from bot.pipeline.passive import RESERVE
 from handlers.clock import ManualClock
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage, text
 from handlers.settings import ConfigError

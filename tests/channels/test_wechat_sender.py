@@ -17,6 +17,7 @@ from bot.channels.base import HeldSendError, PermanentSendError, TransientSendEr
 from bot.channels.media import MediaStore
 from bot.channels.wechat_sender import WeChatSender
 from bot.channels.wechat_token import read_token
+from bot.config import WeChatSettings
 from handlers.clock import ManualClock
 from handlers.messages import (
     Button,
@@ -28,7 +29,6 @@ from handlers.messages import (
     card,
     text,
 )
-from handlers.settings import WeChatSettings
 from storage.db import create_engine, session_factory
 from storage.models import ChannelToken, Identity, Person
 from tests.fakes.wechat_api import FakeWeChat

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import config
 from tests.channels.wx_harness import WECOM_AES, WECOM_B, WECOM_CORP, WECOM_TOKEN, running
 from tests.fakes.wecom_api import WeComPlatform, message_xml
 
@@ -200,8 +201,9 @@ async def test_oversized_body_is_413(tmp_path: Path) -> None:
 
 async def test_timestamp_window(tmp_path: Path) -> None:
     async with running(tmp_path) as h:
-        assert h.settings.wecom is not None
-        h.settings.wecom.timestamp_window_s = 300
+        section = config.wecom(h.settings)
+        assert section is not None
+        section.timestamp_window_s = 300
         now = int(h.clock.now().timestamp())
         xml = message_xml(WECOM_CORP, "u1", now, "text", "<Content>hi</Content>", 42)
         stale_q, stale_body = PLATFORM.post(xml, timestamp=str(now - 301))

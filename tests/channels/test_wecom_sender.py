@@ -18,6 +18,7 @@ from bot.channels.base import DELIVERY, Delivery, PermanentSendError, TransientS
 from bot.channels.media import MediaStore
 from bot.channels.wecom_sender import WeComSender, render, render_card
 from bot.channels.wx_callback import decode_key
+from bot.config import WeComSettings
 from handlers.clock import ManualClock
 from handlers.messages import (
     Button,
@@ -31,7 +32,6 @@ from handlers.messages import (
     markdown,
     text,
 )
-from handlers.settings import WeComSettings
 from tests.fakes.wecom_api import FakeWeCom
 
 AES = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"

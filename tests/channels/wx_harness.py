@@ -20,11 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import registry
-from bot.intake import Intake
-from bot.keys import clock_key, http_key, intake_key, senders_key, sessions_key, settings_key
+from bot.channels.media import MediaStore
+from bot.config import Settings, WeChatSettings, WeComSettings
+from bot.keys import clock_key, http_key, intake_key, media_key, senders_key, sessions_key, settings_key
+from bot.pipeline.intake import Intake
 from handlers.clock import ManualClock
 from handlers.messages import Channel
-from handlers.settings import Settings, WeChatSettings, WeComSettings
 from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import InboxMessage
@@ -83,7 +84,7 @@ def make_settings(
     settings.database.url = f"sqlite+aiosqlite:///{tmp_path / 'craftlink.db'}"
     settings.bot.media_dir = str(tmp_path / "media")
     settings.server.max_body_bytes = 16384
-    settings.wecom = WeComSettings(
+    settings.sections["wecom"] = WeComSettings(
         corp_id=wecom_creds[2],
         agent_id=wecom.agent_id,
         secret=wecom.secret,
@@ -92,7 +93,7 @@ def make_settings(
         api_base=wecom.base_url,
         timestamp_window_s=0,
     )
-    settings.wechat = WeChatSettings(
+    settings.sections["wechat"] = WeChatSettings(
         app_id=WECHAT_APPID,
         app_secret=wechat.secret,
         token=WECHAT_TOKEN,
@@ -121,6 +122,7 @@ async def running(tmp_path: Path, **kwargs: Any) -> AsyncIterator[Harness]:
     app[clock_key] = clock
     app[sessions_key] = sessions
     app[senders_key] = {}
+    app[media_key] = MediaStore.from_settings(settings.bot)
 
     async def http_ctx(app: web.Application) -> AsyncIterator[None]:
         app[http_key] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))

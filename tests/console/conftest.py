@@ -15,8 +15,7 @@ from aiohttp.web import Application
 from bot.console import csrf
 from bot.console.accounts import save_account
 from bot.console.auth import COOKIE, new_session, sign_session
-from bot.console.keys import secret_key
-from bot.keys import sessions_key
+from bot.keys import secret_key, sessions_key
 from handlers.settings import Settings
 from storage.models import Case
 from tests.chat import Chat, Playground

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.console.keys import hub_key
+from bot.keys import hub_key
 from tests.console.conftest import FISH, MOLD, Agent, Console
 
 XSS = "焊缝开裂<script>window.pwned=1</script>请看看"

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.demo_history import seed_history
+from bot.demo.history import seed_history
 from handlers.reports.monthly import build_monthly
 from handlers.reports.xlsx import monthly_workbook
 from handlers.settings import Settings

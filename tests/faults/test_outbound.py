@@ -19,11 +19,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
+from bot import config
 from bot.app import create_app
-from bot.channels.media import MediaStore
 from bot.channels.wecom_sender import WeComSender
-from bot.keys import http_key, senders_key, sessions_key, settings_key
-from bot.sender import sender_key
+from bot.keys import http_key, media_key, sender_key, senders_key, sessions_key, settings_key
 from handlers.clock import ManualClock
 from handlers.messages import Channel
 from storage.models import OutboxMessage, OutboxState
@@ -47,10 +46,11 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Playground, 
     app = create_app(settings, clock=clock, run_scheduler=False)
     try:
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            assert settings.wecom is not None
+            wecom_settings = config.wecom(settings)
+            assert wecom_settings is not None
             # The same sender as in production, with a short timeout so the late-answer phase is quick.
             app[senders_key][Channel.WECOM] = WeComSender(
-                app[http_key], settings.wecom, clock=clock, media=MediaStore.for_app(app), timeout_s=TIMEOUT_S)
+                app[http_key], wecom_settings, clock=clock, media=app[media_key], timeout_s=TIMEOUT_S)
             pg = Playground(client, clock)
             await pg.seed_demo()
             yield pg, wecom

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, text
 
 from bot.app import create_app
-from bot.keys import intake_key, sessions_key
-from bot.worker import InboxWorker, worker_key
+from bot.keys import intake_key, sessions_key, worker_key
+from bot.pipeline.worker import InboxWorker
 from handlers import pipeline
 from handlers.clock import ManualClock
 from handlers.context import HandlerContext
@@ -54,6 +55,10 @@ async def _lock_waiters(db_url: str) -> int:
         await engine.dispose()
 
 
+class _Step(StrEnum):  # the test-only dialog's one step
+    NEXT = "next"
+
+
 async def test_one_person_on_two_channels_loses_no_dialog_update(
     twins: list[TestClient[Any, Any]], db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -63,7 +68,7 @@ async def test_one_person_on_two_channels_loses_no_dialog_update(
         if msg.text == "慢":
             entered.set()
             await release.wait()  # the dialog was loaded before this: the step writes on top of it
-        ctx.dialog.go("next", **{msg.channel.value: msg.text})
+        ctx.dialog.go(_Step.NEXT, **{msg.channel.value: msg.text})
 
     monkeypatch.setattr(pipeline, "route", route)
     a, b = twins

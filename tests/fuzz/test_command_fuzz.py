@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.keys import sessions_key
-from handlers import build_router
-from handlers.pipeline import SORRY
+from handlers.app import build_router
+from handlers.failures import SORRY
 from handlers.router import parse_command
 from storage.models import InboxMessage, InboxState, OutboxMessage, Role
 from tests.chat import Chat, Playground

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.match_cli import add_parser
+from bot.cli.match import add_parser
 
 ROSTER = Path(__file__).parent / "data" / "roster.csv"
 

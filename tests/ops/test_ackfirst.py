@@ -7,11 +7,10 @@ import asyncio
 
 import pytest
 
-from bot import pump as pump_module
-from bot.ackfirst import HOLD_S, SATURATED_IN_FLIGHT, AckFirst, CallbackLoad, callback_load_key
-from bot.pump import ConversationPump
-from bot.sender import sender_key
-from bot.worker import worker_key
+from bot.keys import callback_load_key, sender_key, worker_key
+from bot.pipeline import pump as pump_module
+from bot.pipeline.ackfirst import HOLD_S, SATURATED_IN_FLIGHT, AckFirst, CallbackLoad
+from bot.pipeline.pump import ConversationPump
 from tests.chat import Playground
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.keys import intake_key, sessions_key, settings_key
+from handlers.failures import SORRY
 from handlers.messages import Channel, IncomingKind, IncomingMessage
-from handlers.pipeline import SORRY
 from storage.models import InboxMessage, InboxState
 from tests.chat import Chat, Playground
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.channels.base import TransientSendError
-from bot.keys import senders_key
-from bot.sender import sender_key
+from bot.keys import sender_key, senders_key
 from handlers.messages import Channel
 from tests.chat import Playground
 from tests.ops.metrics_util import scrape, value

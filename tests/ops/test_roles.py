@@ -10,13 +10,10 @@ from sqlalchemy import select
 
 from bot.app import WORKER_POLL_S, create_app
 from bot.cli import main
-from bot.keys import passive_key, sessions_key
-from bot.sender import sender_key
-from bot.worker import worker_key
+from bot.keys import passive_key, scheduler_key, sender_key, sessions_key, worker_key
 from handlers.clock import ManualClock
 from handlers.matching import shipped_taxonomy
 from handlers.settings import ConfigError
-from scheduler.wiring import scheduler_key
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.models import InboxMessage, InboxState

@@ -13,10 +13,10 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import report_routes
 from bot.app import create_app
 from bot.cli import main
-from bot.demo_history import seed_history
+from bot.console import downloads
+from bot.demo.history import seed_history
 from bot.keys import sessions_key
 from handlers.clock import ManualClock
 from handlers.reports.chart import monthly_chart
@@ -137,7 +137,7 @@ async def test_cli_digest_and_report(sessions: async_sessionmaker[AsyncSession],
 async def test_chat_reports_and_signed_download(settings: Settings, clock: ManualClock) -> None:
     app = create_app(settings, clock=clock, run_scheduler=False)
     if not any(r.resource and "/reports/monthly" in r.resource.canonical for r in app.router.routes()):
-        report_routes.setup(app)  # until bot/app.py wires it
+        downloads.setup(app)  # until bot/app.py wires it
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         pg = Playground(client, clock)
         async with pg.app[sessions_key]() as s, s.begin():

@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 
 import handlers
-from bot.keys import sessions_key, settings_key
-from handlers import build_timers, timers
+from bot.keys import sessions_key, settings_key, timers_key
+from handlers import timers
+from handlers.app import build_timers
 from handlers.context import HandlerContext
 from handlers.settings import ConfigError
 from scheduler.poller import BATCH, backoff
-from scheduler.wiring import timers_key
 from storage.models import OutboxMessage, Person, Role, Timer, TimerState
 from tests.chat import Playground
 from tests.conftest import make_settings

@@ -25,8 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import metrics
-from bot.writegate import NO_GATE, WriteGate
+from bot.ops import counters
+from bot.pipeline.writegate import NO_GATE, WriteGate
 from handlers.clock import Clock
 from handlers.messages import IncomingMessage
 from storage.models import InboxMessage, InboxState
@@ -75,22 +75,22 @@ def checked(msg: IncomingMessage) -> IncomingMessage:
 
     Ids (``platform_msg_id``, ``sender``) must be 1..column-length characters with no unstorable code
     point, else :class:`BadMessage`: such an id is not a platform's, and cutting it down could make
-    two messages one. Free text (``text``, ``media_ref``, ``media_path``, every string in ``extra``,
-    keys included) is cleaned instead: NUL is dropped, a lone surrogate becomes U+FFFD.
+    two messages one. Free text (``text``, ``media_ref``, ``media_path``, ``reply_handle``, every string
+    in ``extra`` and ``identity_extra``, keys included) is cleaned instead: NUL is dropped, a lone surrogate becomes U+FFFD.
     """
     for name, limit in ID_LIMITS.items():
         value: str = getattr(msg, name)
         if not 0 < len(value) <= limit or _UNSTORABLE.search(value):
             raise BadMessage(f"{name}: expected 1-{limit} characters without NUL or lone surrogates")
     changes: dict[str, Any] = {}
-    for name in ("text", "media_ref", "media_path"):
+    for name in ("text", "media_ref", "media_path", "reply_handle"):
         value = getattr(msg, name)
         if value and (clean := clean_text(value)) is not value:
             changes[name] = clean
-    if msg.extra:
-        extra = _clean_json(msg.extra)
-        if extra != msg.extra:
-            changes["extra"] = extra
+    for name in ("extra", "identity_extra"):
+        value = getattr(msg, name)
+        if value and (clean := _clean_json(value)) != value:
+            changes[name] = clean
     return dataclasses.replace(msg, **changes) if changes else msg
 
 
@@ -102,6 +102,12 @@ def inbox_values(msg: IncomingMessage, clock: Clock) -> dict[str, Any]:
         payload["media_path"] = msg.media_path
     if msg.location:
         payload["location"] = list(msg.location)
+    if msg.reply_handle:
+        payload["reply_handle"] = msg.reply_handle
+    if msg.identity_extra:
+        payload["identity_extra"] = msg.identity_extra
+    if msg.directory_user:
+        payload["directory_user"] = True
     if msg.extra:
         payload["extra"] = msg.extra
     return {
@@ -182,7 +188,7 @@ class Intake:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         unique = {(p.values["channel"], p.values["platform_msg_id"]): p.values for p in batch}
-        metrics.BATCH_SIZE.observe(len(unique))
+        counters.BATCH_SIZE.observe(len(unique))
         refused: dict[tuple[str, str], str] = {}
         try:
             inserted = await self._insert(list(unique.values()))
@@ -199,13 +205,13 @@ class Intake:
         for p in batch:
             key = (p.values["channel"], p.values["platform_msg_id"])
             if key in refused:
-                metrics.INBOX_STORED.labels(key[0], "failed").inc()
+                counters.INBOX_STORED.labels(key[0], "failed").inc()
                 if not p.done.done():
                     p.done.set_exception(ConnectionError(f"inbox commit failed: {refused[key]}"))
                 continue
             new = key in inserted and key not in seen
             seen.add(key)
-            metrics.INBOX_STORED.labels(key[0], "new" if new else "duplicate").inc()
+            counters.INBOX_STORED.labels(key[0], "new" if new else "duplicate").inc()
             if not p.done.done():
                 p.done.set_result(new)
         if inserted:

@@ -16,7 +16,8 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.settings import load_settings
+from bot.config import load_settings
+from storage.models import StaffRole
 
 T = TypeVar("T")
 
@@ -141,7 +142,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     staff_sub = staff.add_subparsers(dest="staff_command", required=True)
     add = staff_sub.add_parser("add", help="create a staff account (or give an existing staff member a login)")
     add.add_argument("name", help="the person's name, as shown in case events")
-    add.add_argument("--role", required=True, choices=["admin", "staff", "group_lead"])
+    add.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
     add.add_argument("--login", default=None, help="login name for the password form")
     add.add_argument("--groups", default="", help="trade groups of a group lead, e.g. 焊接工艺,维修电工")
     add.add_argument("--identity", default=None, help="attach to the person behind CHANNEL:USER_ID (e.g. wecom:zhangsan)")

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m bot.match_cli``) until the main CLI wires ``match`` in."""
+    """Stand-alone entry (``python -m bot.cli.match``) until the main CLI wires ``match`` in."""
     parser = argparse.ArgumentParser(prog="craftlink")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -21,7 +21,8 @@ from typing import IO, Any
 
 import aiohttp
 
-from handlers.settings import DingTalkSettings, Settings, WeChatSettings, WeComSettings, load_settings
+from bot import config
+from bot.config import DingTalkSettings, Settings, WeChatSettings, WeComSettings, load_settings
 
 TIMEOUT_S = 10
 
@@ -132,9 +133,9 @@ async def check_all(settings: Settings, *, http: aiohttp.ClientSession | None = 
     checks: list[Awaitable[CheckResult]] = []
     try:
         plan: list[tuple[str, Any, Callable[[aiohttp.ClientSession, Any], Awaitable[CheckResult]]]] = [
-            ("企业微信 WeCom", settings.wecom, check_wecom),
-            ("微信服务号 WeChat", settings.wechat, check_wechat),
-            ("钉钉 DingTalk", settings.dingtalk, check_dingtalk),
+            ("企业微信 WeCom", config.wecom(settings), check_wecom),
+            ("微信服务号 WeChat", config.wechat(settings), check_wechat),
+            ("钉钉 DingTalk", config.dingtalk(settings), check_dingtalk),
         ]
         for name, section, check in plan:
             if section is not None:

@@ -2,66 +2,38 @@
 
 Only the oldest pending message of a conversation is ever claimable, and a claim is a row lock
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's single writer serialises), so N instances can run
-side by side without handling a message twice or out of order.
+side by side without handling a message twice or out of order. The claim and the other queue statements
+live in :class:`storage.queues.InboxQueue`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiohttp import web
-from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
-from bot import metrics
-from bot.channels.base import ChannelSender
-from bot.passive import PassiveReplies, Reserved
-from bot.pump import ConversationPump
-from bot.writegate import NO_GATE, WriteGate
+from bot.channels.base import ChannelAdapter, ChannelSender
+from bot.ops import counters
+from bot.pipeline.passive import PassiveReplies, Reserved
+from bot.pipeline.pump import ConversationPump
+from bot.pipeline.writegate import NO_GATE, WriteGate
 from handlers.failures import message_failed
 from handlers.messages import Channel, IncomingKind, IncomingMessage
 from handlers.outbox import Outbox
 from handlers.pipeline import handle_incoming, identify
 from handlers.ratelimit import LIMITED, NOTICE, RateLimiter
 from handlers.services import Services
-from storage.db import dialect_of
 from storage.models import InboxMessage, InboxState, Person, Role
+from storage.queues import InboxQueue
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0
 CONCURRENCY = 8
-
-
-# The hot path's statements are built once: building one costs 0.1–1 ms of Python per call (the
-# claim's aliased NOT EXISTS the most), more than SQLite takes to run it (docs/benchmarks.md).
-_EARLIER = aliased(InboxMessage)
-_CLAIM = select(InboxMessage).where(
-    InboxMessage.id == bindparam("row_id"),
-    InboxMessage.state == InboxState.PENDING.value,
-    ~exists().where(
-        _EARLIER.conversation == InboxMessage.conversation,
-        _EARLIER.id < InboxMessage.id,
-        _EARLIER.state == InboxState.PENDING.value,
-    ),
-)
-_CLAIM_PG = _CLAIM.with_for_update(skip_locked=True, of=InboxMessage)
-_NEXT_DUE = (
-    select(InboxMessage.id, InboxMessage.not_before)
-    .where(InboxMessage.conversation == bindparam("conversation"), InboxMessage.state == InboxState.PENDING.value,
-           InboxMessage.id > bindparam("after"))
-    .order_by(InboxMessage.id).limit(1)
-)
-_PENDING_HEADS = (
-    select(InboxMessage.id, InboxMessage.conversation, InboxMessage.not_before)
-    .where(InboxMessage.state == InboxState.PENDING.value)
-    .order_by(InboxMessage.id)
-    .limit(1000)
-)
 
 
 def to_incoming(row: InboxMessage) -> IncomingMessage:
@@ -77,6 +49,9 @@ def to_incoming(row: InboxMessage) -> IncomingMessage:
         media_ref=payload.get("media_ref"),
         media_path=payload.get("media_path"),
         location=(float(loc[0]), float(loc[1])) if loc else None,
+        reply_handle=payload.get("reply_handle"),
+        identity_extra=payload.get("identity_extra", {}),
+        directory_user=bool(payload.get("directory_user", False)),
         extra=payload.get("extra", {}),
     )
 
@@ -91,6 +66,7 @@ class InboxWorker(ConversationPump):
         services: Services,
         senders: dict[Channel, ChannelSender],
         *,
+        channels: Mapping[str, ChannelAdapter[Any]],
         gate: WriteGate = NO_GATE,
         reads: async_sessionmaker[AsyncSession] | None = None,
         passive: PassiveReplies | None = None,
@@ -101,19 +77,14 @@ class InboxWorker(ConversationPump):
         self._sessions = sessions
         self._services = services
         self._senders = senders
+        self._channels = channels  # the channel registry (bot/channels/registry.py): who fetches media
         self._gate = gate
         self._limiter = RateLimiter(services.settings.bot.rate_limit_per_min)
         self.handled = 0
 
     async def due_heads(self) -> dict[str, int]:
-        now = self._services.clock.now()
         async with self._reads() as session:
-            rows = (await session.execute(_PENDING_HEADS)).all()
-        heads: dict[str, int] = {}
-        for row_id, conversation, not_before in rows:
-            if conversation not in heads:
-                heads[conversation] = row_id if not_before is None or not_before <= now else -1
-        return heads
+            return await InboxQueue.heads(session, self._services.clock.now())
 
     async def work(self, conversation: str, first_id: int) -> None:
         row_id: int | None = first_id
@@ -122,19 +93,18 @@ class InboxWorker(ConversationPump):
             row_id = await self.handle_one(row_id)
 
     async def _resolve_media(self, msg: IncomingMessage) -> IncomingMessage:
-        if not msg.media_ref or msg.media_path:
+        adapter, sender = self._channels.get(msg.channel.value), self._senders.get(msg.channel)
+        if not msg.media_ref or msg.media_path or adapter is None or adapter.fetch_media is None or sender is None:
             return msg
-        sender: Any = self._senders.get(msg.channel)
-        fetch = getattr(sender, "fetch_media", None)
-        if fetch is None:
-            return msg
-        path = await fetch(msg)  # outside the transaction: a download must not hold the write lock
+        path = await adapter.fetch_media(sender, msg)  # outside the transaction: it must not hold the write lock
         if not path:
             return msg
         return replace(msg, media_path=path)
 
     def _needs_media(self, msg: IncomingMessage) -> bool:
-        return bool(msg.media_ref) and not msg.media_path and hasattr(self._senders.get(msg.channel), "fetch_media")
+        adapter = self._channels.get(msg.channel.value)
+        return (bool(msg.media_ref) and not msg.media_path and adapter is not None and adapter.fetch_media is not None
+                and msg.channel in self._senders)
 
     async def handle_one(self, row_id: int, *, resolved: IncomingMessage | None = None) -> int | None:
         """Handle one inbox row in one transaction; return the conversation's next due row, if any.
@@ -147,7 +117,7 @@ class InboxWorker(ConversationPump):
         try:
             async with self._gate.hold(), self._sessions() as session, session.begin():
                 started = time.perf_counter()
-                row = await self._claim(session, row_id)
+                row = await InboxQueue.claim(session, row_id)
                 if row is None:
                     return None  # done, another instance has it, or an earlier message is still pending
                 msg = resolved or to_incoming(row)
@@ -169,28 +139,29 @@ class InboxWorker(ConversationPump):
                         row.handled_at = self._services.clock.now()
                         row.attempts += 1
                         waited = (row.handled_at - row.received_at).total_seconds()
-                        following = await self._next_due(session, row)
+                        following = await InboxQueue.next_due(session, row.conversation, row.id,
+                                                              self._services.clock.now())
             if fetch_first:
                 return await self._with_media(row_id, msg, attempts)
             if limited:  # kept, pending until the sender's minute has room; the conversation waits behind it
                 if self._passive is not None:
                     await self._passive.handled(msg, None)  # no reply of its own now: the callback need not wait
-                metrics.HANDLING_SECONDS.labels("limited").observe(time.perf_counter() - started)
+                counters.HANDLING_SECONDS.labels("limited").observe(time.perf_counter() - started)
                 self._services.on_outbox()
                 return None
             if self._passive is not None:
                 await self._passive.handled(msg, reserved)
             self.handled += 1
             elapsed = time.perf_counter() - started
-            metrics.HANDLING_SECONDS.labels("done").observe(elapsed)
-            metrics.INBOX_WAIT_SECONDS.observe(max(0.0, waited))
+            counters.HANDLING_SECONDS.labels("done").observe(elapsed)
+            counters.INBOX_WAIT_SECONDS.observe(max(0.0, waited))
             log.debug("handled inbox %s", row_id, extra={"channel": msg.channel.value, "event": "inbox.handled",
                                                          "outcome": "done"})
             if ctx is not None and ctx.outbox.written:
                 self._services.on_outbox()
             return following
         except Exception as exc:
-            metrics.HANDLING_SECONDS.labels("failed").observe(0.0)
+            counters.HANDLING_SECONDS.labels("failed").observe(0.0)
             log.exception("handling inbox %s failed", row_id, extra={"event": "inbox.failed"})
             await self._failed(row_id, exc)
             return None
@@ -205,13 +176,6 @@ class InboxWorker(ConversationPump):
                 return None
             # Out of patience: handle the message without its file rather than not at all.
         return await self.handle_one(row_id, resolved=msg)
-
-    async def _next_due(self, session: AsyncSession, row: InboxMessage) -> int | None:
-        """The conversation's next pending message, if it is due: worked in the same task, in order."""
-        nxt = (await session.execute(_NEXT_DUE, {"conversation": row.conversation, "after": row.id})).first()
-        if nxt is None or (nxt[1] is not None and nxt[1] > self._services.clock.now()):
-            return None
-        return int(nxt[0])
 
     async def _hold_back(self, session: AsyncSession, row: InboxMessage, msg: IncomingMessage,
                          until: datetime) -> bool:
@@ -230,16 +194,11 @@ class InboxWorker(ConversationPump):
             return True  # held back before (clocks of two instances disagree a little): told already
         first = not await self._limiter.already_told(session, row)
         row.error = LIMITED
-        metrics.RATE_LIMITED.labels(msg.channel.value).inc()
+        counters.RATE_LIMITED.labels(msg.channel.value).inc()
         if first:
             log.info("sender rate limited", extra={"channel": msg.channel.value, "event": "inbox.rate_limited"})
             await Outbox(session, self._services.clock).to_identity(identity, NOTICE)
         return True
-
-    async def _claim(self, session: AsyncSession, row_id: int) -> InboxMessage | None:
-        """The row, if it is pending and the oldest pending one of its conversation (else None)."""
-        stmt = _CLAIM_PG if dialect_of(session) == "postgresql" else _CLAIM
-        return await session.scalar(stmt, {"row_id": row_id})
 
     async def _failed(self, row_id: int, exc: Exception) -> None:
         """Back off and retry; after the last attempt the message is ``failed``: handlers/failures.py tells the
@@ -262,6 +221,3 @@ class InboxWorker(ConversationPump):
             self._services.on_outbox()
         except Exception:
             log.exception("could not record the failure of inbox %s", row_id)
-
-
-worker_key = web.AppKey("inbox_worker", InboxWorker)

@@ -17,8 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from aiohttp import web
-
 SATURATED_IN_FLIGHT = 16
 HOLD_S = 0.25  # saturation lasts this long after the last sight of it: the load comes in waves
 
@@ -59,6 +57,3 @@ class AckFirst:
             return False
         self._last = now
         return True
-
-
-callback_load_key = web.AppKey("callback_load", CallbackLoad)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.keys import clock_key, sessions_key, settings_key
+from bot.links import MONTHLY_REPORT_ROUTE
 from handlers.parsing import parse_month
 from handlers.reports import month_key
 from handlers.reports.bundle import monthly_xlsx
-from handlers.reports.links import ROUTE, check
+from handlers.reports.links import check
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -36,4 +37,4 @@ async def monthly_download(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the download route (``bot/app.py`` calls this next to the other routes)."""
-    app.router.add_get(ROUTE.replace("{month}", "{month:[0-9]{4}-[0-9]{1,2}}"), monthly_download)
+    app.router.add_get(MONTHLY_REPORT_ROUTE.replace("{month}", "{month:[0-9]{4}-[0-9]{1,2}}"), monthly_download)

@@ -1,8 +1,11 @@
-"""Prometheus metrics at ``/metrics`` (prometheus-client), one registry per process.
+"""The Prometheus objects of one process (prometheus-client) and the ``observe_*`` helpers.
+
+A leaf: it imports nothing of ours, so the pipeline, the scheduler's hook (``bot/app.py``) and the
+``/metrics`` view (``bot/ops/metrics.py``) can all use it without importing each other.
 
 Counters and histograms are bumped by small calls on the pipeline's hot paths (a few microseconds
-each); gauges that describe stored state (outbox depth and age, timers due, cases by state) are read
-from the database when ``/metrics`` is scraped, so they are right whichever instance did the work.
+each); the gauges marked "scraped" below describe stored state and are set by the ``/metrics`` view
+from the database at each scrape.
 
 What is counted:
 
@@ -27,38 +30,11 @@ What is counted:
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
-from sqlalchemy import func, select
-
-from bot.ackfirst import CallbackLoad, callback_load_key
-from storage.models import (
-    Case,
-    CaseState,
-    InboxMessage,
-    InboxState,
-    OutboxMessage,
-    OutboxState,
-    Timer,
-    TimerState,
-)
-
-log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
@@ -107,17 +83,6 @@ INBOX_PENDING = Gauge("craftlink_inbox_pending", "Inbox messages not yet handled
 CASES = Gauge("craftlink_cases", "Cases by state", ["state"], registry=REGISTRY)
 DB_UP = Gauge("craftlink_database_up", "1 if the last scrape could read the database", registry=REGISTRY)
 
-# The callback routes, so the middleware can label requests without the adapters' help.
-CALLBACK_CHANNELS = {
-    "/wecom/callback": "wecom",
-    "/wechat/callback": "wechat",
-    "/dingtalk/callback": "dingtalk",
-    "/dingtalk/tap": "dingtalk",
-    "/webchat/send": "web",
-    "/webchat/upload": "web",
-}
-SCRAPE_TIMEOUT_S = 5.0
-
 
 def outcome_of(status: int) -> str:
     if status < 400:
@@ -135,86 +100,3 @@ def observe_callback(channel: str, status: int, seconds: float) -> None:
 def observe_timer(kind: str, due_at: datetime, fired_at: datetime) -> None:
     TIMERS_FIRED.labels(kind).inc()
     TIMER_LATENESS.observe(max(0.0, (fired_at - due_at).total_seconds()))
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def callback_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time callback requests; every other route passes through untouched."""
-    channel = CALLBACK_CHANNELS.get(request.path)
-    if channel is None:
-        return await handler(request)
-    started = time.perf_counter()
-    status = 500
-    load = request.app[callback_load_key]
-    load.enter()
-    CALLBACKS_IN_FLIGHT.inc()
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:  # e.g. 413 raised by aiohttp while reading a huge body
-        status = exc.status
-        raise
-    finally:
-        load.leave()
-        CALLBACKS_IN_FLIGHT.dec()
-        observe_callback(channel, status, time.perf_counter() - started)
-
-
-async def refresh_stored_gauges(request: web.Request) -> None:
-    """Read the state gauges from the database; on failure mark it down and keep the old values."""
-    from bot.keys import clock_key, sessions_key  # here: bot.keys imports the intake, which imports us
-    from scheduler.wiring import timers_key
-
-    now = request.app[clock_key].now()
-    known = sorted(request.app[timers_key].kinds())
-    try:
-        async with request.app[sessions_key]() as session:
-            outbox = dict((await session.execute(
-                select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))).all())
-            oldest = await session.scalar(
-                select(func.min(OutboxMessage.created_at)).where(OutboxMessage.state == OutboxState.PENDING.value))
-            cases = dict((await session.execute(select(Case.state, func.count()).group_by(Case.state))).all())
-            due = await session.scalar(select(func.count()).select_from(Timer).where(
-                Timer.state == TimerState.PENDING.value, Timer.due_at <= now))
-            unhandled = (await session.execute(select(Timer.kind, func.count()).where(
-                Timer.state == TimerState.PENDING.value, Timer.due_at <= now, Timer.kind.not_in(known))
-                .group_by(Timer.kind))).all()
-            failed = (await session.execute(select(Timer.kind, func.count()).where(
-                Timer.state == TimerState.FAILED.value).group_by(Timer.kind))).all()
-            pending = await session.scalar(select(func.count()).select_from(InboxMessage).where(
-                InboxMessage.state == InboxState.PENDING.value))
-    except Exception as exc:
-        log.warning("metrics: database unreadable (%s)", type(exc).__name__)
-        DB_UP.set(0)
-        return
-    DB_UP.set(1)
-    for state in OutboxState:
-        OUTBOX.labels(state.value).set(int(outbox.get(state.value, 0)))
-    OUTBOX_AGE.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-    for case_state in {*cases, *(s.value for s in CaseState)}:
-        CASES.labels(case_state).set(int(cases.get(case_state, 0)))
-    TIMERS_DUE.set(int(due or 0))
-    for gauge, rows in ((TIMERS_UNHANDLED, unhandled), (TIMERS_FAILED, failed)):
-        gauge.clear()  # a kind that no longer has any is dropped, not left at its old value
-        for kind, n in rows:
-            gauge.labels(str(kind)).set(int(n))
-    INBOX_PENDING.set(int(pending or 0))
-
-
-async def metrics_view(request: web.Request) -> web.Response:
-    try:
-        await asyncio.wait_for(refresh_stored_gauges(request), SCRAPE_TIMEOUT_S)
-    except TimeoutError:
-        DB_UP.set(0)
-    body = generate_latest(REGISTRY)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def setup(app: web.Application) -> None:
-    app[callback_load_key] = CallbackLoad()
-    app.middlewares.append(callback_middleware)
-    app.router.add_get("/metrics", metrics_view)

@@ -1,32 +1,48 @@
-"""Rating after 完成, and the points it credits to the craftsman (append-only ledger)."""
+"""Ratings and points (a service, no router): closing a resolved case with its rating and crediting the
+craftsman's points to the append-only ledger. The chat side (「评价」, the bare-score reply) is the
+router ``handlers/enterprise/rating.py``; the reminders call :func:`close_unrated` and
+:func:`rating_buttons` from here."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import select
 
-from handlers.cases import add_event, get_case, transition
+from handlers import timers
+from handlers.cases import add_event, transition
 from handlers.context import HandlerContext, UserError
+from handlers.dialogs import open_dialog
 from handlers.messages import Button
-from handlers.parsing import rating_question, read_rating
-from handlers.router import Command, Router
-from storage.models import Case, CaseState, Feedback, Mode, PointsEntry, Role
+from storage.models import Case, CaseState, Feedback, Mode, PointsEntry
 
-router = Router("enterprise.feedback")
-RATING = "rating"
+RATING = "rating"  # dialog flow: after 完成, the enterprise's bare score is the rating of this case
+
+
+class RatingStep(StrEnum):
+    """Steps of the :data:`RATING` dialog (the stored values)."""
+
+    RATING = "rating"
+
+
+TAP_CLOSED = "已结案"  # a rating card tapped after the case closed unrated
 
 
 def rating_buttons(number: int) -> list[Button]:
     return [Button("★" * n, f"评价 {number} {n}") for n in range(5, 0, -1)]
 
 
-TAP_CLOSED = "已结案"  # a rating card tapped after the case closed unrated
-
-
 def rated_label(rating: int | None) -> str:
     """What a tapped rating card shows instead of its stars (≤ 10 characters)."""
     return f"已评价 {'★' * rating}" if rating else TAP_CLOSED
+
+
+async def await_rating(ctx: HandlerContext, case: Case) -> None:
+    """Open the requester's :data:`RATING` dialog so a reply of just a digit rates ``case``.
+
+    An open dialog of the requester (a registration, a new request) is left alone: it is theirs.
+    """
+    await open_dialog(ctx.session, ctx.clock, case.requester_id, RATING, RatingStep.RATING, {"case_id": case.id})
 
 
 def credit_points(ctx: HandlerContext, case: Case, rating: int | None) -> float:
@@ -72,62 +88,9 @@ async def record_rating(ctx: HandlerContext, case: Case, rating: int | None, com
         remark = f"，评语：{comment}" if comment else ""
         await ctx.outbox.to_person(case.craftsman_id, f"#{case.number} 已结案：{stars}{remark}。积分 +{total:g}，感谢您的付出！",
                                    case_id=case.id)
-    from handlers import timers
-
     await timers.cancel(ctx.session, case_id=case.id)
-
-
-@router.command("评价", roles={Role.ENTERPRISE}, summary="评价 编号 1-5 评语 — 为完成的服务打分")
-async def rate(ctx: HandlerContext, cmd: Command) -> None:
-    """Rate a resolved case of one's own enterprise."""
-    case = await get_case(ctx.session, cmd.number)
-    if case.requester_id != ctx.person.id and case.enterprise_id != ctx.person.enterprise_id:
-        raise UserError(f"案件 #{case.number} 不是贵单位的案件。")
-    answer = read_rating(cmd.rest)
-    example = f"评价 {case.number} 5 师傅很专业"
-    if answer is None:
-        raise UserError(f"请打 1–5 分，例如「{example}」。")
-    if answer.value is None:
-        raise UserError(rating_question(answer.typed, example))
-    rating = answer.value
-    await record_rating(ctx, case, rating, answer.comment)
-    ctx.tap_outcome = rated_label(rating)
-    if ctx.dialog.flow == RATING:
-        await ctx.dialog.clear()
-    await ctx.reply(f"感谢评价！案件 #{case.number} 已结案。有新的问题随时发给我。")
-
-
-@router.dialog(RATING, ttl=timedelta(days=3))
-async def rating_reply(ctx: HandlerContext, text: str) -> None:
-    """After 完成, a reply of just a score 1–5 (optionally with a comment) is the rating.
-
-    A bare number that is not a score (「10」, 「5.5」, 「0」) is asked about and nothing is recorded;
-    a number running into other text (「10点前能来吗」, 「3号线」) is a message, not a rating.
-    """
-    answer = read_rating(text)
-    case = await ctx.session.get(Case, int(ctx.dialog.data["case_id"]))
-    if case is None or case.state != CaseState.RESOLVED:
-        await ctx.dialog.clear()
-        from handlers.enterprise.chat import enterprise_text  # not a rating after all: treat as a message
-
-        await enterprise_text(ctx, text)
-        return
-    if answer is not None and answer.value is None and not answer.attached and not answer.comment:
-        raise UserError(rating_question(answer.typed, "5"))  # the dialog stays: the next reply may be the score
-    if answer is None or answer.value is None or answer.attached:
-        # Not a score: the conversation goes on (a question to the craftsman, a new request).
-        await ctx.dialog.clear()
-        from handlers.enterprise.chat import enterprise_text
-
-        await enterprise_text(ctx, text)
-        return
-    await ctx.dialog.clear()
-    await record_rating(ctx, case, answer.value, answer.comment)
-    await ctx.reply(f"感谢评价！案件 #{case.number} 已结案。有新的问题随时发给我。")
 
 
 async def close_unrated(ctx: HandlerContext, case: Case) -> None:
     """Auto-close after the feedback window: recorded as unrated, not as a score."""
     await record_rating(ctx, case, None)
-
-

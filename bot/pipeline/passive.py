@@ -30,15 +30,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
-from bot import metrics
-from bot.writegate import NO_GATE, WriteGate
+from bot.ops import counters
+from bot.pipeline.writegate import NO_GATE, WriteGate
 from handlers.clock import Clock
 from handlers.messages import IncomingMessage, OutgoingMessage
-from storage.models import OutboxMessage, OutboxState
+from storage.models import OutboxMessage
+from storage.queues import OutboxQueue
 
 log = logging.getLogger(__name__)
 RESERVE = timedelta(seconds=10)  # longer than any wait; short enough that a crash delays a reply only briefly
@@ -102,7 +102,7 @@ class PassiveReplies:
         except TimeoutError:
             if waiter.done.done() and not waiter.done.cancelled():
                 return waiter.done.result()  # handled in the very moment the wait ran out
-            metrics.PASSIVE_REPLIES.labels(channel, "late").inc()
+            counters.PASSIVE_REPLIES.labels(channel, "late").inc()
             return None
         finally:
             self._waiters.pop((channel, msg_id), None)
@@ -111,44 +111,22 @@ class PassiveReplies:
 
     async def claim(self, channel: str, msg_id: str, reserved: Reserved) -> OutgoingMessage | None:
         """Mark the reserved row sent as the passive reply to ``msg_id``; None if it can no longer be."""
-        earlier = aliased(OutboxMessage)
         now = self._clock.now()
         async with self._gate.hold(), self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == reserved.row_id,
-                    OutboxMessage.state == OutboxState.PENDING.value,
-                    OutboxMessage.next_attempt_at == reserved.until,
-                    ~exists().where(
-                        earlier.conversation == OutboxMessage.conversation,
-                        earlier.id < OutboxMessage.id,
-                        earlier.state == OutboxState.PENDING.value,
-                    ),
-                )
-                .values(state=OutboxState.SENT.value, sent_at=now, attempts=OutboxMessage.attempts + 1,
-                        platform_msg_id=f"{PREFIX}{msg_id}"[:128], last_error="")
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                metrics.PASSIVE_REPLIES.labels(channel, "lost").inc()
-                return None
-            payload = await session.scalar(select(OutboxMessage.payload).where(OutboxMessage.id == reserved.row_id))
-        metrics.PASSIVE_REPLIES.labels(channel, "answered").inc()
-        metrics.SENT.labels(channel).inc()
-        return OutgoingMessage.from_json(payload or {})
+            payload = await OutboxQueue.claim_reserved(session, reserved.row_id, reserved.until, now,
+                                                       f"{PREFIX}{msg_id}"[:128])
+        if payload is None:
+            counters.PASSIVE_REPLIES.labels(channel, "lost").inc()
+            return None
+        counters.PASSIVE_REPLIES.labels(channel, "answered").inc()
+        counters.SENT.labels(channel).inc()
+        return OutgoingMessage.from_json(payload)
 
     async def release(self, reserved: Reserved) -> None:
         """Hand a reserved row back to the outbox sender at once (we will not answer with it)."""
         try:
             async with self._gate.hold(), self._sessions() as session, session.begin():
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == reserved.row_id, OutboxMessage.state == OutboxState.PENDING.value,
-                           OutboxMessage.next_attempt_at == reserved.until)
-                    .values(next_attempt_at=self._clock.now())
-                    .execution_options(synchronize_session=False)
-                )
+                await OutboxQueue.release(session, reserved.row_id, reserved.until, self._clock.now())
         except Exception as exc:  # the reservation runs out by itself; the reply is only late
             log.warning("passive reply row %s not released (%s)", reserved.row_id, type(exc).__name__)
         self._on_released()
@@ -167,7 +145,7 @@ class PassiveReplies:
             )
         if payload is None:
             return None
-        metrics.PASSIVE_REPLIES.labels(channel, "repeated").inc()
+        counters.PASSIVE_REPLIES.labels(channel, "repeated").inc()
         return OutgoingMessage.from_json(payload)
 
     # -- the inbox worker's side ----------------------------------------------------------------
@@ -184,8 +162,7 @@ class PassiveReplies:
         if not mine or not waiter.fits(OutgoingMessage.from_json(mine[0].payload)):
             return None
         row = mine[0]
-        row.next_attempt_at = self._clock.now() + RESERVE
-        await session.flush()
+        await OutboxQueue.reserve(session, row, self._clock.now() + RESERVE)
         return Reserved(row.id, row.next_attempt_at)
 
     async def handled(self, msg: IncomingMessage, reserved: Reserved | None) -> None:

@@ -20,15 +20,17 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
-from bot.intake import BadMessage
+from bot.channels.base import ChannelAdapter
 from bot.keys import clock_key, intake_key, read_sessions_key, senders_key, settings_key
+from bot.pipeline.intake import BadMessage
 from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
-from handlers.settings import demo_mode
+from handlers.settings import ServerSettings, demo_mode
 from storage.models import Craftsman, Enterprise, Identity, OutboxMessage, OutboxState, Person, StaffMember
 
 STATIC = Path(__file__).with_name("static")
 MAX_TEXT = 2000
 log = logging.getLogger(__name__)
+SEND_PATH, UPLOAD_PATH = "/webchat/send", "/webchat/upload"  # what a browser "says"
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
 
 
@@ -180,17 +182,22 @@ async def media(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path)
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, server: ServerSettings) -> None:
+    """Register the web sender (always: staff tools write web rows) and, with the playground on, its routes."""
     app[senders_key][Channel.WEB] = WebSender()
     settings = app[settings_key]
-    if not settings.server.playground:
+    if not server.playground:
         return
     log.warning("PLAYGROUND ON: /playground and /webchat/* let anyone who reaches %s act as any web-chat user%s",
                 settings.server.public_url,
                 "" if demo_mode(settings) else " — NEXT TO REAL CHANNELS (server.playground_with_real_channels)")
     app.router.add_get("/playground", playground)
     app.router.add_get("/webchat/people", people)
-    app.router.add_post("/webchat/send", send)
-    app.router.add_post("/webchat/upload", upload)
+    app.router.add_post(SEND_PATH, send)
+    app.router.add_post(UPLOAD_PATH, upload)
     app.router.add_get("/webchat/messages", messages)
     app.router.add_get("/webchat/media/{name}", media)
+
+
+ADAPTER = ChannelAdapter(name=Channel.WEB, callback_paths=(SEND_PATH, UPLOAD_PATH), section=lambda s: s.server,
+                         setup=setup)

@@ -12,10 +12,10 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 
-from bot.ackfirst import AckFirst
+from bot.pipeline.ackfirst import AckFirst
 
 log = logging.getLogger(__name__)
-TURN_POLL_S = 0.02  # how often deferred work asks again whether it may start (see bot/ackfirst.py)
+TURN_POLL_S = 0.02  # how often deferred work asks again whether it may start (see bot/pipeline/ackfirst.py)
 
 
 class ConversationPump(ABC):
@@ -40,7 +40,7 @@ class ConversationPump(ABC):
         """Work ``conversation`` from ``first_id`` on, in order, until nothing of it is due."""
 
     async def take_turn(self) -> None:
-        """Wait, if the callbacks saturate this process, until the next row may start (bot/ackfirst.py)."""
+        """Wait, if the callbacks saturate this process, until the next row may start (bot/pipeline/ackfirst.py)."""
         # A poll, not an Event: saturation is a rate over time, nothing signals its end.
         while self.ack_first is not None and not self.ack_first.may_start():  # noqa: ASYNC110
             await asyncio.sleep(TURN_POLL_S)

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.cli import channels, match, report, staff
+from bot.config import ConfigError, Settings, load_settings
 from handlers.clock import TEST_CLOCK_ENV, FileClock
-from handlers.settings import ConfigError, Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -146,7 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.app import create_app
-    from bot.logs import setup_logging
+    from bot.ops.logs import setup_logging
 
     setup_logging(settings)
     app = create_app(settings, clock=_test_clock())
@@ -239,12 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
     demo_sub.add_parser("seed", help="create fictional craftsmen, enterprises and staff").set_defaults(func=cmd_demo_seed)
 
-    for module in ("bot.match_cli", "bot.channels_cli", "bot.staff_cli", "bot.report_cli"):
-        try:
-            mod = __import__(module, fromlist=["add_parser"])
-        except ImportError:
-            continue
-        mod.add_parser(sub)
+    for module in (match, channels, staff, report):  # explicit: a broken subcommand fails loudly
+        module.add_parser(sub)
     return parser
 
 

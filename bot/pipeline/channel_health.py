@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.writegate import NO_GATE, WriteGate
+from bot.pipeline.writegate import NO_GATE, WriteGate
 from handlers.outbox import Outbox
 from handlers.services import Services
 from storage.models import JobRun, OutboxMessage

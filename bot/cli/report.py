@@ -12,24 +12,19 @@ import asyncio
 import sys
 from pathlib import Path
 
-from handlers.settings import Settings, load_settings
+from bot.config import Settings, load_settings
 
 
 async def _digest(settings: Settings, *, dry_run: bool) -> str:
     from handlers.clock import SystemClock
     from handlers.services import Services
-    from scheduler.jobs import DIGEST, claim, send_digests
+    from scheduler.jobs import run_daily_digest
     from storage.db import create_engine, session_factory
 
-    clock = SystemClock()
-    services = Services(settings=settings, clock=clock, instance="cli")
-    today = clock.now().astimezone(settings.tz).date()
+    services = Services(settings=settings, clock=SystemClock(), instance="cli")
     engine = create_engine(settings.database.url)
     try:
-        async with session_factory(engine)() as session, session.begin():
-            if not dry_run:
-                await claim(session, DIGEST, today.isoformat(), instance="cli", now=clock.now())
-            sent = await send_digests(session, services, today, None, dry_run=dry_run)
+        sent = await run_daily_digest(session_factory(engine), services, on_demand=True, dry_run=dry_run)
     finally:
         await engine.dispose()
     if not sent:

@@ -5,7 +5,8 @@ A row is claimed by a conditional UPDATE that pushes its ``next_attempt_at`` for
 short ``bot.send_timeout_s`` before the lease ends, so no send outlives its claim. A crash mid-send
 makes the row due again after the lease: delivery is at-least-once, and the resend is the same request
 (:class:`~bot.channels.base.Delivery`), which WeCom's duplicate check drops; the service account and
-DingTalk offer no such check (docs/ARCHITECTURE.md, "OutboxSender").
+DingTalk offer no such check (docs/ARCHITECTURE.md, "OutboxSender"). The head, the lease, the sent-mark and
+the reschedule are :class:`storage.queues.OutboxQueue`'s.
 
 Only the oldest pending row of a conversation is ever sent, and a row waiting for its retry stays the
 oldest pending one, so a later message never overtakes an earlier undelivered one.
@@ -13,7 +14,7 @@ oldest pending one, so a later message never overtakes an earlier undelivered on
 A transient failure is retried with capped exponential backoff plus jitter (:func:`backoff`); the
 platform's hint (``retry_after``) can only lengthen a delay. Retries go on until
 ``bot.outbox_retry_hours`` after the row was written; then it ends ``dead`` and staff are told (one
-alert per channel per hour, :mod:`bot.channel_health`). A channel failing for minutes is reported
+alert per channel per hour, :mod:`bot.pipeline.channel_health`). A channel failing for minutes is reported
 once, not per message. A message that can never be delivered (a permanent error) ends ``dead`` at once
 and staff are told; one the platform refuses for now ends ``held``. A cosmetic message
 (``OutgoingMessage.cosmetic``: a card update) ends the same way but without an alert: nothing a person
@@ -29,12 +30,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from aiohttp import web
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot import metrics
-from bot.channel_health import ChannelHealth, alert_staff, channel_name, first_expiry_this_hour
 from bot.channels.base import (
     DELIVERY,
     ChannelSender,
@@ -44,12 +42,15 @@ from bot.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
-from bot.pump import ConversationPump
-from bot.writegate import NO_GATE, WriteGate
+from bot.ops import counters
+from bot.pipeline.channel_health import ChannelHealth, alert_staff, channel_name, first_expiry_this_hour
+from bot.pipeline.pump import ConversationPump
+from bot.pipeline.writegate import NO_GATE, WriteGate
 from handlers.messages import Channel, OutgoingMessage
 from handlers.outbox import HELD_FLAG
 from handlers.services import Services
 from storage.models import CASE_NUMBER_OFFSET, IDENTITY_OF, Identity, OutboxMessage, OutboxState
+from storage.queues import OutboxQueue
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
@@ -62,33 +63,6 @@ def backoff(attempts: int, rng: Callable[[], float] = random.random) -> float:
     """Seconds before the next try after ``attempts`` failed ones: 2, 4, 8 … capped at 300, each
     spread ±20 % so that a backlog does not retry in lockstep."""
     return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** min(max(attempts, 1) - 1, 30)) * (0.8 + 0.4 * rng())
-
-# Built once (see bot/worker.py): the sender runs these for every message it delivers.
-_PENDING_HEADS = (
-    select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.next_attempt_at)
-    .where(OutboxMessage.state == OutboxState.PENDING.value)
-    .order_by(OutboxMessage.id)
-    .limit(2000)
-)
-_HEAD = (
-    select(OutboxMessage)
-    .where(OutboxMessage.conversation == bindparam("conversation"), OutboxMessage.state == OutboxState.PENDING.value)
-    .order_by(OutboxMessage.id)
-    .limit(1)
-)
-_CLAIM = (  # conditional on the head's due time: of two instances claiming one row, one matches
-    update(OutboxMessage)
-    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.next_attempt_at == bindparam("due"),
-           OutboxMessage.state == OutboxState.PENDING.value)
-    .values(next_attempt_at=bindparam("lease_until"), attempts=OutboxMessage.attempts + 1)
-    .execution_options(synchronize_session=False)
-)
-_SENT = (
-    update(OutboxMessage).where(OutboxMessage.id == bindparam("row_id"))
-    .values(state=OutboxState.SENT.value, sent_at=bindparam("sent_at"), platform_msg_id=bindparam("platform_id"),
-            last_error="")
-    .execution_options(synchronize_session=False)
-)
 
 
 class OutboxSender(ConversationPump):
@@ -114,14 +88,8 @@ class OutboxSender(ConversationPump):
         self.sent = 0
 
     async def due_heads(self) -> dict[str, int]:
-        now = self._services.clock.now()
         async with self._reads() as session:
-            rows = (await session.execute(_PENDING_HEADS)).all()
-        heads: dict[str, int] = {}
-        for row_id, conversation, due in rows:
-            if conversation not in heads:
-                heads[conversation] = row_id if due <= now else -1
-        return heads
+            return await OutboxQueue.heads(session, self._services.clock.now())
 
     async def work(self, conversation: str, first_id: int) -> None:
         await self.take_turn()
@@ -133,18 +101,15 @@ class OutboxSender(ConversationPump):
         now = self._services.clock.now()
         bot = self._services.settings.bot
         async with self._gate.hold(), self._sessions() as session, session.begin():
-            row = await session.scalar(_HEAD, {"conversation": conversation})
-            if row is None or row.next_attempt_at > now:
-                return False
-            claimed = await session.execute(_CLAIM, {"row_id": row.id, "due": row.next_attempt_at,
-                                                     "lease_until": now + timedelta(seconds=bot.outbox_lease_s)})
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return False
+            lease_until = now + timedelta(seconds=bot.outbox_lease_s)
+            row = await OutboxQueue.lease_head(session, conversation, now, lease_until)
+            if row is None:
+                return False  # nothing due, or another instance leased it first
             identity = await session.scalar(IDENTITY_OF, {"channel": row.channel, "user_id": row.address})
             extra = dict(identity.extra) if identity else {}
             if identity is not None and identity.last_seen_at is not None:
                 extra["last_seen_at"] = identity.last_seen_at.isoformat()
-            row_id, channel, address, payload, attempts = row.id, row.channel, row.address, row.payload, row.attempts + 1
+            row_id, channel, address, payload, attempts = row.id, row.channel, row.address, row.payload, row.attempts
             created = row.created_at
             case = row.case_id + CASE_NUMBER_OFFSET if row.case_id is not None else None
         extra[DELIVERY] = Delivery(row_id, created)  # the same request on every attempt (bot/channels/base.py)
@@ -185,11 +150,10 @@ class OutboxSender(ConversationPump):
             await self.health.failed(channel, type(exc).__name__)
             return False
         finally:
-            metrics.SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
-        metrics.SENT.labels(channel).inc()
+            counters.SEND_SECONDS.labels(channel).observe(time.perf_counter() - started)
+        counters.SENT.labels(channel).inc()
         async with self._gate.hold(), self._sessions() as session, session.begin():
-            await session.execute(_SENT, {"row_id": row_id, "sent_at": self._services.clock.now(),
-                                          "platform_id": platform_id})
+            await OutboxQueue.mark_sent(session, row_id, self._services.clock.now(), platform_id)
         await self.health.delivered(channel)
         self.sent += 1
         log.debug("sent outbox %s", row_id, extra={"channel": channel, "case": case, "event": "outbox.sent"})
@@ -197,7 +161,7 @@ class OutboxSender(ConversationPump):
 
     @staticmethod
     def _failure(channel: str, case: int | None, kind: str, code: str) -> None:
-        metrics.SEND_FAILURES.labels(channel, kind, code[:40]).inc()
+        counters.SEND_FAILURES.labels(channel, kind, code[:40]).inc()
         log.warning("send failed (%s %s)", kind, code[:40],
                     extra={"channel": channel, "case": case, "event": "outbox.send_failed"})
 
@@ -221,12 +185,8 @@ class OutboxSender(ConversationPump):
         await self._reschedule(row_id, self._services.clock.now() + timedelta(seconds=seconds), error, refund=True)
 
     async def _reschedule(self, row_id: int, due: datetime, error: str, *, refund: bool = False) -> None:
-        values: dict[str, object] = {"next_attempt_at": due, "last_error": error[:2000]}
-        if refund:
-            values["attempts"] = OutboxMessage.attempts - 1
         async with self._gate.hold(), self._sessions() as session, session.begin():
-            await session.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
-                                  .execution_options(synchronize_session=False))
+            await OutboxQueue.reschedule(session, row_id, due, error, refund=refund)
 
     async def _finish(self, row_id: int, state: OutboxState, error: str, *, alert: bool, expired: bool = False) -> None:
         """End a message as dead or held; staff are told (unless the message was itself a staff alert
@@ -264,6 +224,3 @@ class OutboxSender(ConversationPump):
                     log.warning("outbox %s dead at its horizon; staff already told this hour", row_id,
                                 extra={"channel": row.channel, "event": "outbox.expired"})
         self._services.on_outbox()
-
-
-sender_key = web.AppKey("outbox_sender", OutboxSender)
