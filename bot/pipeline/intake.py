@@ -106,8 +106,7 @@ def inbox_values(msg: IncomingMessage, clock: Clock) -> dict[str, Any]:
         payload["reply_handle"] = msg.reply_handle
     if msg.identity_extra:
         payload["identity_extra"] = msg.identity_extra
-    if msg.directory_user:
-        payload["directory_user"] = True
+    payload["directory_user"] = msg.directory_user  # always there: marks a row with the typed fields
     if msg.extra:
         payload["extra"] = msg.extra
     return {

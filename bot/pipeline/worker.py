@@ -36,9 +36,29 @@ POLL_SECONDS = 2.0
 CONCURRENCY = 8
 
 
+# Inbox rows stored by the version before the typed fields kept the adapters' data in ``extra`` and let
+# the domain read it by platform. A row acknowledged before an upgrade and handled after it is read the
+# old way, so its card update and DingTalk reply webhook are not lost (``_legacy_fields``).
+_LEGACY_DIRECTORY_CHANNELS = ("wecom", "dingtalk")
+_LEGACY_IDENTITY_KEYS = ("session_webhook", "session_webhook_expires_ms")
+
+
+def _legacy_fields(row: InboxMessage, payload: dict[str, Any]) -> dict[str, Any]:
+    """The typed fields of a row stored before they existed (its payload has no ``directory_user``)."""
+    extra = payload.get("extra") or {}
+    reach = {k: extra[k] for k in _LEGACY_IDENTITY_KEYS if k in extra}
+    handle = extra.get("response_code") if row.kind == IncomingKind.BUTTON.value else None
+    return {"reply_handle": handle if isinstance(handle, str) and handle else None,
+            "identity_extra": reach if reach.get("session_webhook") else {},
+            "directory_user": row.channel in _LEGACY_DIRECTORY_CHANNELS}
+
+
 def to_incoming(row: InboxMessage) -> IncomingMessage:
     payload = row.payload or {}
     loc = payload.get("location")
+    typed = ({"reply_handle": payload.get("reply_handle"), "identity_extra": payload.get("identity_extra", {}),
+              "directory_user": bool(payload.get("directory_user", False))}
+             if "directory_user" in payload else _legacy_fields(row, payload))
     return IncomingMessage(
         channel=Channel(row.channel),
         sender=row.sender,
@@ -49,10 +69,8 @@ def to_incoming(row: InboxMessage) -> IncomingMessage:
         media_ref=payload.get("media_ref"),
         media_path=payload.get("media_path"),
         location=(float(loc[0]), float(loc[1])) if loc else None,
-        reply_handle=payload.get("reply_handle"),
-        identity_extra=payload.get("identity_extra", {}),
-        directory_user=bool(payload.get("directory_user", False)),
         extra=payload.get("extra", {}),
+        **typed,
     )
 
 

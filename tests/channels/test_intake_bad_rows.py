@@ -221,5 +221,6 @@ async def test_accept_cleans_text_and_payload_and_refuses_impossible_ids(engine:
     assert [r.platform_msg_id for r in rows] == ["m1", "x" * 128]
     assert rows[0].text == "a\ufffdb"
     assert rows[0].payload == {
-        "media_ref": "ref1", "extra": {"nick": "ab", "list": ["x\ufffd", {"k": "v"}], "n": 3}
+        "media_ref": "ref1", "directory_user": False,
+        "extra": {"nick": "ab", "list": ["x\ufffd", {"k": "v"}], "n": 3},
     }
