@@ -27,7 +27,6 @@ from bot.channels.wx_callback import (
     xml_fields,
 )
 from bot.channels.wx_messages import to_incoming
-from handlers.messages import Channel
 
 CRYPTO = WeChatCrypto(TOKEN, AES_KEY, CORP_ID)
 
@@ -47,7 +46,7 @@ async def verified_callback(request: web.Request) -> web.Response:
     except Rejected as err:
         return rejected_response("wecom", err)
     plain = CRYPTO.decrypt_message({"Encrypt": encrypted}, signature, timestamp, nonce)
-    msg = to_incoming(Channel.WECOM, message_fields(plain.decode() if isinstance(plain, bytes) else plain), now)
+    msg = to_incoming("wecom", message_fields(plain.decode() if isinstance(plain, bytes) else plain), now)
     return web.Response(text="" if msg else "success")
 
 

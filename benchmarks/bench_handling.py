@@ -23,7 +23,7 @@ from sqlalchemy import event
 from bot.app import create_app
 from bot.keys import engine_key, intake_key, worker_key
 from handlers.clock import ManualClock
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from storage.db import create_engine
 from storage.migrate import upgrade
 from tests.chat import Playground
@@ -47,7 +47,7 @@ async def run(messages: int, url: str | None) -> None:
             statements[statement.split(None, 1)[0]] += 1
 
         await asyncio.gather(*(
-            app[intake_key].accept(IncomingMessage(channel=Channel.WEB, sender=f"bench-{i}", platform_msg_id=f"b-{i}",
+            app[intake_key].accept(IncomingMessage(channel="web", sender=f"bench-{i}", platform_msg_id=f"b-{i}",
                                                    kind=IncomingKind.TEXT, text="你好，天车的控制柜接触器老烧"))
             for i in range(messages)
         ))

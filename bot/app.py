@@ -14,9 +14,9 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import console
 from bot.channels import registry
 from bot.channels.media import MediaStore
+from bot.console import app as console
 from bot.console import downloads
 from bot.keys import (
     callback_load_key,
@@ -157,6 +157,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
         clock=app[clock_key],
         instance=settings.server.instance_name or f"{settings.server.host}:{settings.server.port}",
         links=ServiceLinks(settings.server.public_url),  # the URLs of bot/'s pages, for chat messages
+        unverified_channels=registry.unverified_channels(),  # the web chat: no login links there
     )
     app[senders_key] = {}
     app[media_key] = MediaStore.from_settings(settings.bot)  # one store, shared by every channel

@@ -10,16 +10,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-
-class Channel(enum.StrEnum):
-    """Where a person is reached."""
-
-    WEB = "web"
-    WECOM = "wecom"
-    WECHAT = "wechat"
-    DINGTALK = "dingtalk"
+Channel: TypeAlias = str
+"""Where a person is reached: a channel's name, a plain string to handlers/. The set of names belongs to
+bot/ (``bot/channels/registry.py``, each adapter's ``NAME``); nothing in handlers/ spells one."""
 
 
 class IncomingKind(enum.StrEnum):
@@ -68,7 +63,7 @@ class IncomingMessage:
 
     @property
     def conversation(self) -> str:
-        return f"{self.channel.value}:{self.sender}"
+        return f"{self.channel}:{self.sender}"
 
 
 class OutgoingKind(enum.StrEnum):

@@ -45,7 +45,7 @@ async def identify(session: AsyncSession, services: Services, msg: IncomingMessa
     A known sender's person row is locked first (:func:`lock_person`): call this before loading
     anything of the person's in the transaction.
     """
-    identity = await session.scalar(IDENTITY_OF, {"channel": msg.channel.value, "user_id": msg.sender})
+    identity = await session.scalar(IDENTITY_OF, {"channel": msg.channel, "user_id": msg.sender})
     if identity is not None:
         await lock_person(session, identity.person_id)
     now = services.clock.now()
@@ -55,11 +55,11 @@ async def identify(session: AsyncSession, services: Services, msg: IncomingMessa
         person = Person(role=Role.ENTERPRISE.value, name="", created_at=now)
         session.add(person)
         await session.flush()
-        identity = Identity(person_id=person.id, channel=msg.channel.value, channel_user_id=msg.sender, extra={})
+        identity = Identity(person_id=person.id, channel=msg.channel, channel_user_id=msg.sender, extra={})
         session.add(identity)
     identity.last_seen_at = now
     if await release_held(session, identity, now):  # the sender is woken by this message's commit
-        log.info("released held messages", extra={"channel": msg.channel.value, "event": "outbox.released"})
+        log.info("released held messages", extra={"channel": msg.channel, "event": "outbox.released"})
     if msg.identity_extra:  # opaque to us: how the channel reaches this sender (its sender reads it back)
         identity.extra = {**identity.extra, **msg.identity_extra}
     await session.flush()
@@ -70,7 +70,7 @@ async def handle_incoming(session: AsyncSession, services: Services, msg: Incomi
     """Handle ``msg`` inside the caller's transaction. Bad input is answered politely and changes nothing."""
     identity = await identify(session, services, msg)
     if identity is None:
-        log.info("ignored message from unknown %s user", msg.channel.value)
+        log.info("ignored message from unknown %s user", msg.channel)
         return None
     person = await session.get(Person, identity.person_id)
     assert person is not None

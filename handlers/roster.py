@@ -4,6 +4,10 @@ Pure parsing, no database. The first non-empty row is the header; Chinese or Eng
 Required columns are 编号, 姓名, 小组. A file that cannot be read at all, or lacks a required column,
 raises :class:`RosterFileError` (one line, Chinese and English); a bad row becomes a
 :class:`RosterRowError` with its line number and a Chinese reason, and the good rows still come through.
+
+The 渠道 column's spellings are not known here: callers pass ``channels``, spelling (without spaces,
+lower-case) → channel name, which bot/ builds from its channel declarations
+(``bot.channels.registry.roster_channels``).
 """
 
 from __future__ import annotations
@@ -12,19 +16,12 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from handlers.matching.model import CraftsmanProfile
 
-CHANNELS = ("wecom", "wechat", "dingtalk", "web")
-_CHANNEL_ALIASES = {
-    "wecom": "wecom", "企业微信": "wecom", "企微": "wecom", "workwechat": "wecom",
-    "wechat": "wechat", "微信": "wechat", "公众号": "wechat", "服务号": "wechat", "微信公众号": "wechat",
-    "dingtalk": "dingtalk", "钉钉": "dingtalk", "ding": "dingtalk",
-    "web": "web", "网页": "web", "网页版": "web",
-}  # fmt: skip
 # Canonical field → accepted header spellings (compared without spaces, case-insensitively).
 _HEADERS: dict[str, tuple[str, ...]] = {
     "code": ("编号", "工号", "id", "code", "no", "序号编号"),
@@ -55,7 +52,7 @@ class RosterRow:
     group: str
     skills: tuple[str, ...]
     region: str
-    channel: str  # one of CHANNELS, or "" when the roster does not say
+    channel: str  # a channel name (a value of ``channels``), or "" when the roster does not say
     channel_user_id: str
     bio: str
     phone: str
@@ -142,7 +139,7 @@ def split_skills(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in _SKILL_SPLIT.split(text) if s.strip()))
 
 
-def _parse(rows: Iterable[tuple[int, list[str]]], filename: str) -> RosterParseResult:
+def _parse(rows: Iterable[tuple[int, list[str]]], filename: str, channels: Mapping[str, str]) -> RosterParseResult:
     result = RosterParseResult()
     it = iter(rows)
     cols: dict[str, int] | None = None
@@ -167,9 +164,9 @@ def _parse(rows: Iterable[tuple[int, list[str]]], filename: str) -> RosterParseR
             if not value:
                 reasons.append(f"缺少{_LABELS[key]}")
         raw_channel = get("channel")
-        channel = _CHANNEL_ALIASES.get(raw_channel.replace(" ", "").lower(), "") if raw_channel else ""
+        channel = channels.get(raw_channel.replace(" ", "").lower(), "") if raw_channel else ""
         if raw_channel and not channel:
-            reasons.append(f"渠道“{raw_channel}”无效，应为 {'/'.join(CHANNELS)}")
+            reasons.append(f"渠道“{raw_channel}”无效，应为 {'/'.join(dict.fromkeys(channels.values()))}")
         account = get("channel_user_id")
         if channel and not account:
             reasons.append("填写了渠道但缺少账号")
@@ -191,21 +188,22 @@ def _parse(rows: Iterable[tuple[int, list[str]]], filename: str) -> RosterParseR
     return result
 
 
-def parse_roster_bytes(data: bytes, filename: str) -> RosterParseResult:
-    """Parse a roster given as bytes; the format is chosen by ``filename``'s suffix (then by content)."""
+def parse_roster_bytes(data: bytes, filename: str, *, channels: Mapping[str, str]) -> RosterParseResult:
+    """Parse a roster given as bytes; the format is chosen by ``filename``'s suffix (then by content).
+    ``channels``: the 渠道 column's spellings (module docstring)."""
     is_xlsx = filename.lower().endswith((".xlsx", ".xlsm")) or data[:2] == b"PK"
     if filename.lower().endswith(".xls"):
         raise RosterFileError(f"{filename}: 不支持旧版 .xls，请另存为 .xlsx 或 CSV / .xls is not supported")
-    return _parse(_xlsx_rows(data, filename) if is_xlsx else _csv_rows(data, filename), filename)
+    return _parse(_xlsx_rows(data, filename) if is_xlsx else _csv_rows(data, filename), filename, channels)
 
 
-def parse_roster(path: Path) -> RosterParseResult:
-    """Parse a roster file (CSV or XLSX)."""
+def parse_roster(path: Path, *, channels: Mapping[str, str]) -> RosterParseResult:
+    """Parse a roster file (CSV or XLSX); ``channels`` as for :func:`parse_roster_bytes`."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RosterFileError(f"{path}: 无法打开文件 / cannot open file ({exc.strerror or exc})") from exc
-    return parse_roster_bytes(data, path.name)
+    return parse_roster_bytes(data, path.name, channels=channels)
 
 
 def to_profile(row: RosterRow) -> CraftsmanProfile:

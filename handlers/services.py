@@ -35,3 +35,6 @@ class Services:
     links: Links | None = None  # None outside the service (CLI, tests): no links are given out
     on_outbox: Callable[[], None] = field(default=_noop)  # wakes the outbox sender after a commit
     on_case_change: Callable[[], None] = field(default=_noop)  # wakes live views (console board)
+    # Channels whose platform does not vouch for who is typing (bot/ fills it from its channel
+    # declarations: the web chat); an identity there is never handed anything that grants access.
+    unverified_channels: frozenset[str] = frozenset()

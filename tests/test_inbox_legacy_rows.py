@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from bot.pipeline.intake import inbox_values
 from bot.pipeline.worker import to_incoming
 from handlers.clock import ManualClock
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from storage.models import InboxMessage
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -37,7 +37,7 @@ def test_a_dingtalk_message_stored_before_the_typed_fields_keeps_its_webhook() -
 
 
 def test_a_web_chat_row_stored_now_is_read_by_its_typed_fields() -> None:
-    msg = IncomingMessage(channel=Channel.WEB, sender="u1", platform_msg_id="m2", kind=IncomingKind.TEXT,
+    msg = IncomingMessage(channel="web", sender="u1", platform_msg_id="m2", kind=IncomingKind.TEXT,
                           text="你好", received_at=AT, extra={"response_code": "not-a-handle"})
     values = inbox_values(msg, ManualClock())
     assert values["payload"]["directory_user"] is False

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bot.channels.base import DeferredSendError, TransientSendError
 from bot.keys import sender_key, senders_key, services_key, sessions_key
 from bot.pipeline.sender import BACKOFF_CAP_S, backoff
-from handlers.messages import Channel, OutgoingMessage
+from handlers.messages import OutgoingMessage
 from handlers.outbox import HELD_FLAG, release_held
 from storage.models import Identity, OutboxMessage, OutboxState
 from tests.chat import Playground
@@ -23,7 +23,7 @@ class ScriptedSender:
     """A WeCom stand-in: ``script[text]`` lists what each try of that text does (an exception to
     raise, a number of real seconds to hang, or None to deliver)."""
 
-    channel = Channel.WECOM
+    channel = "wecom"
 
     def __init__(self, script: dict[str, list[Exception | float | None]]) -> None:
         self.script = script
@@ -67,7 +67,7 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 async def test_a_row_in_backoff_holds_back_the_rest_of_its_conversation(playground: Playground) -> None:
     sender = ScriptedSender({"甲一": [TransientSendError("http500")]})
-    playground.app[senders_key][Channel.WECOM] = sender
+    playground.app[senders_key]["wecom"] = sender
     await _queue(playground, [("a", "甲一"), ("a", "甲二"), ("b", "乙一")])
     await playground.settle()
     # 甲一 waits for its retry; 甲二 is due but must not overtake it; b's conversation is not held up.
@@ -84,7 +84,7 @@ async def test_a_hint_lengthens_the_backoff_but_never_shortens_it(playground: Pl
     fails: list[Exception | float | None] = [TransientSendError("http500")] * 6
     sender = ScriptedSender({"短": [*fails, TransientSendError("-1", retry_after=1.0)],
                              "长": [TransientSendError("45009", retry_after=3600.0)]})
-    playground.app[senders_key][Channel.WECOM] = sender
+    playground.app[senders_key]["wecom"] = sender
     await _queue(playground, [("a", "短"), ("b", "长")])
     for _ in range(6):  # six failed tries of 短, each as soon as it is due
         await playground.settle()
@@ -98,7 +98,7 @@ async def test_a_hint_lengthens_the_backoff_but_never_shortens_it(playground: Pl
 
 async def test_paced_rows_go_exactly_when_the_slot_frees_and_cost_no_attempt(playground: Playground) -> None:
     sender = ScriptedSender({"限速": [DeferredSendError("paced", retry_after=42.0)] * 3})
-    playground.app[senders_key][Channel.WECOM] = sender
+    playground.app[senders_key]["wecom"] = sender
     await _queue(playground, [("a", "限速")])
     for _ in range(3):
         start = playground.clock.now()
@@ -114,7 +114,7 @@ async def test_paced_rows_go_exactly_when_the_slot_frees_and_cost_no_attempt(pla
 async def test_after_the_horizon_the_head_is_dead_and_the_next_row_goes(playground: Playground) -> None:
     hours = playground.app[services_key].settings.bot.outbox_retry_hours
     sender = ScriptedSender({"旧": [TransientSendError("http500")] * 1000})  # 新, written 12 h later, would go
-    playground.app[senders_key][Channel.WECOM] = sender
+    playground.app[senders_key]["wecom"] = sender
     await _queue(playground, [("a", "旧")])
     for hour in range(int(hours) + 2):
         if hour == 12:
@@ -137,7 +137,7 @@ async def test_a_send_outliving_its_share_of_the_lease_is_cut_and_retried(playgr
     bot = playground.app[services_key].settings.bot
     bot.outbox_lease_s, bot.send_timeout_s = 2, 1.0  # the whole send is cut after 1 s of real time
     sender = ScriptedSender({"卡住": [30.0]})
-    playground.app[senders_key][Channel.WECOM] = sender
+    playground.app[senders_key]["wecom"] = sender
     await _queue(playground, [("a", "卡住")])
     async with asyncio.timeout(10):
         await playground.settle()
@@ -153,7 +153,7 @@ async def test_a_message_released_after_days_on_hold_gets_a_full_horizon(playgro
     """A WeChat message held for three days (the 48-hour window) and released when the person writes
     again is not dead at its first transient failure: its horizon starts at the release."""
     sender = ScriptedSender({"迟到的回复": [TransientSendError("http500")] * 3})
-    playground.app[senders_key][Channel.WECOM] = sender
+    playground.app[senders_key]["wecom"] = sender
     old = playground.clock.now() - timedelta(days=3)
     async with playground.app[sessions_key]() as s, s.begin():
         identity = (await s.scalars(select(Identity).order_by(Identity.id).limit(1))).one()

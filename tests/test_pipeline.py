@@ -12,7 +12,6 @@ from bot.channels.base import HeldSendError, PermanentSendError, TransientSendEr
 from bot.keys import intake_key, sender_key, senders_key, services_key, sessions_key
 from handlers.messages import (
     Button,
-    Channel,
     IncomingKind,
     IncomingMessage,
     OutgoingMessage,
@@ -48,7 +47,7 @@ async def test_same_message_id_has_one_effect(playground: Playground) -> None:
 
 async def test_concurrent_duplicates_store_one_row(playground: Playground) -> None:
     intake = playground.app[intake_key]
-    msg = IncomingMessage(channel=Channel.WEB, sender="demo-firm-2", platform_msg_id="burst-1",
+    msg = IncomingMessage(channel="web", sender="demo-firm-2", platform_msg_id="burst-1",
                           kind=IncomingKind.TEXT, text="帮助")
     results = await asyncio.gather(*(intake.accept(msg) for _ in range(20)))
     assert results.count(True) == 1 and results.count(False) == 19
@@ -60,7 +59,7 @@ async def test_messages_of_one_conversation_are_handled_in_order(playground: Pla
     ent = playground.person("web-order-1")
     texts = ["你好", "上海浦东测试有限公司", "李工", "上海市浦东新区"]
     for i, t in enumerate(texts):  # stored before any handling: the worker must keep the order
-        await intake.accept(IncomingMessage(channel=Channel.WEB, sender="web-order-1", platform_msg_id=f"o-{i}",
+        await intake.accept(IncomingMessage(channel="web", sender="web-order-1", platform_msg_id=f"o-{i}",
                                             kind=IncomingKind.TEXT, text=t))
     await playground.settle()
     replies = Chat.text_of(await ent.read())
@@ -95,7 +94,7 @@ async def test_two_accepts_at_once_give_one_assignment(playground: Playground) -
 class FlakySender:
     """A channel that fails in the ways platforms do, then recovers."""
 
-    channel = Channel.WECOM
+    channel = "wecom"
 
     def __init__(self, script: list[Exception | None]) -> None:
         self.script = script
@@ -125,7 +124,7 @@ async def test_transient_failures_retry_in_order_none_twice(playground: Playgrou
     from datetime import timedelta
 
     flaky = FlakySender([TransientSendError("45009", retry_after=30), None, TransientSendError("5xx"), None, None])
-    playground.app[senders_key][Channel.WECOM] = flaky
+    playground.app[senders_key]["wecom"] = flaky
     await _queue(playground, ["一", "二", "三"])
     sender = playground.app[sender_key]
     for _ in range(10):
@@ -137,7 +136,7 @@ async def test_transient_failures_retry_in_order_none_twice(playground: Playgrou
 
 
 async def test_undeliverable_message_is_dead_and_staff_told(playground: Playground) -> None:
-    playground.app[senders_key][Channel.WECOM] = FlakySender([PermanentSendError("81013", "user not found")])
+    playground.app[senders_key]["wecom"] = FlakySender([PermanentSendError("81013", "user not found")])
     await _queue(playground, ["永远送不到"])
     await playground.settle()
     assert await count(playground, OutboxMessage, OutboxMessage.state == OutboxState.DEAD.value) == 1
@@ -146,7 +145,7 @@ async def test_undeliverable_message_is_dead_and_staff_told(playground: Playgrou
 
 
 async def test_held_message_is_visible_to_staff(playground: Playground) -> None:
-    playground.app[senders_key][Channel.WECOM] = FlakySender([HeldSendError("45015", "outside 48 h")])
+    playground.app[senders_key]["wecom"] = FlakySender([HeldSendError("45015", "outside 48 h")])
     await _queue(playground, ["窗口外"])
     await playground.settle()
     assert await count(playground, OutboxMessage, OutboxMessage.state == OutboxState.HELD.value) == 1
@@ -196,7 +195,7 @@ async def _queue_card_update(pg: Playground, channel: str = "wecom", address: st
 
 async def test_a_failed_card_update_ends_dead_without_a_staff_alert(playground: Playground) -> None:
     flaky = FlakySender([PermanentSendError("40058", "invalid response_code")])
-    playground.app[senders_key][Channel.WECOM] = flaky
+    playground.app[senders_key]["wecom"] = flaky
     await _queue_card_update(playground)
     await _queue(playground, ["之后的消息照常发送"])
     await playground.settle()
@@ -209,7 +208,7 @@ async def test_a_card_update_that_keeps_failing_gives_up_without_a_staff_alert(p
     from datetime import timedelta
 
     hours = int(playground.app[services_key].settings.bot.outbox_retry_hours)
-    playground.app[senders_key][Channel.WECOM] = FlakySender([TransientSendError("45009")] * (hours + 4))
+    playground.app[senders_key]["wecom"] = FlakySender([TransientSendError("45009")] * (hours + 4))
     await _queue_card_update(playground)
     for _ in range(hours + 2):  # one try an hour until the delivery horizon has passed
         await playground.settle()
@@ -231,7 +230,7 @@ async def test_a_card_update_to_the_web_chat_is_not_shown(playground: Playground
 
 async def test_a_tap_whose_handler_states_no_outcome_updates_no_card(playground: Playground) -> None:
     intake = playground.app[intake_key]
-    await intake.accept(IncomingMessage(channel=Channel.WEB, sender="demo-firm-1", platform_msg_id="tap-help",
+    await intake.accept(IncomingMessage(channel="web", sender="demo-firm-1", platform_msg_id="tap-help",
                                         kind=IncomingKind.BUTTON, text="帮助", reply_handle="rc-9"))
     await playground.settle()
     assert await count(playground, OutboxMessage, OutboxMessage.channel == "web",

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
-from handlers.messages import Channel, IncomingMessage, OutgoingMessage
+from handlers.messages import IncomingMessage, OutgoingMessage
 from handlers.settings import Settings
 
 
@@ -78,7 +78,7 @@ def delivery_of(extra: dict[str, Any]) -> Delivery | None:
 
 
 class ChannelSender(Protocol):
-    channel: Channel
+    channel: str
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
         """Deliver one message to one platform user; return the platform's message id if any.
@@ -120,14 +120,20 @@ class ChannelAdapter(Generic[C]):
     people's messages (labelled by channel on ``/metrics``). ``fetch_media``: set when an incoming
     ``media_ref`` must be downloaded before handling (the worker does it outside the transaction).
     ``passive_fits``: set when the callback's own answer may carry a reply, and says which message fits.
+    ``roster_names``: how staff spell this channel in a roster's 渠道 column, besides ``name`` itself
+    (compared without spaces, case-insensitively; see :func:`bot.channels.registry.roster_channels`).
+    ``verified_senders``: False when the platform does not vouch for who is typing (the web chat:
+    anyone can type as anyone), so handlers give such an identity nothing that grants access.
     """
 
-    name: Channel
+    name: str  # the module's NAME: the inbox/outbox rows' and identities' channel
     callback_paths: tuple[str, ...]
     section: Callable[[Settings], C | None]
     setup: Callable[[web.Application, C], None]
     fetch_media: MediaHook | None = None
     passive_fits: Callable[[OutgoingMessage], bool] | None = None
+    roster_names: tuple[str, ...] = ()
+    verified_senders: bool = True
 
     def enable(self, app: web.Application, settings: Settings) -> bool:
         """Set the channel up if it is configured; True if it was."""

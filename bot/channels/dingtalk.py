@@ -31,6 +31,7 @@ from bot.channels.dingtalk_cards import Links
 from bot.channels.dingtalk_sender import (
     EXTRA_WEBHOOK,
     EXTRA_WEBHOOK_EXPIRES,
+    NAME,
     DingTalkSender,
     webhook_allowed,
 )
@@ -39,7 +40,7 @@ from bot.channels.dingtalk_state import DingTalkState
 from bot.config import DingTalkSettings
 from bot.keys import clock_key, dingtalk_key, http_key, intake_key, media_key, senders_key, settings_key
 from bot.pipeline.intake import BadMessage
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 
 log = logging.getLogger(__name__)
 CALLBACK_PATH = "/dingtalk/callback"  # the robot's messages
@@ -123,7 +124,7 @@ def parse_message(body: dict[str, Any], *, api_base: str) -> IncomingMessage | N
     ):
         reach[EXTRA_WEBHOOK], reach[EXTRA_WEBHOOK_EXPIRES] = webhook, expires
     return IncomingMessage(
-        channel=Channel.DINGTALK,
+        channel=NAME,
         sender=sender,
         platform_msg_id=msg_id,
         kind=kind,
@@ -144,14 +145,14 @@ async def callback(request: web.Request) -> web.Response:
     state = app[dingtalk_key]
     now_ms = int(app[clock_key].now().timestamp() * 1000)
     ts, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
+    limit = app[settings_key].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, "body too large")  # first, as the WeCom and WeChat callbacks do: a header, no read
     if not verify_callback(
         ts, sign, state.settings.app_secret, now_ms=now_ms, window_s=state.settings.timestamp_window_s
     ):
         log.warning("dingtalk callback refused: bad sign or timestamp")
         return _error(403, "invalid signature")
-    limit = app[settings_key].server.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _error(413, "body too large")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -220,7 +221,7 @@ async def tap(request: web.Request) -> web.Response:
     ):
         return page(*_LINK_REFUSED["forged"])
     msg = IncomingMessage(
-        channel=Channel.DINGTALK,
+        channel=NAME,
         sender=staff,
         platform_msg_id=f"tap:{nonce}",  # the inbox's unique key makes the link single-use, durably
         kind=IncomingKind.BUTTON,
@@ -280,11 +281,12 @@ def setup(app: web.Application, settings: DingTalkSettings) -> None:
             timeout_s=app[settings_key].bot.send_timeout_s,
         )
         state.sender = sender
-        app[senders_key][Channel.DINGTALK] = sender
+        app[senders_key][NAME] = sender
         yield
 
     app.cleanup_ctx.append(sender_ctx)
 
 
-ADAPTER = ChannelAdapter(name=Channel.DINGTALK, callback_paths=(CALLBACK_PATH, TAP_PATH),
-                         section=config.dingtalk, setup=setup, fetch_media=media_hook(DingTalkSender))
+ADAPTER = ChannelAdapter(name=NAME, callback_paths=(CALLBACK_PATH, TAP_PATH),
+                         section=config.dingtalk, setup=setup, fetch_media=media_hook(DingTalkSender),
+                         roster_names=("钉钉", "ding"))

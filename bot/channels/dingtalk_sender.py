@@ -26,7 +26,9 @@ from bot.channels.base import PermanentSendError, TransientSendError
 from bot.channels.dingtalk_cards import Links, Rendered, render
 from bot.config import DingTalkSettings
 from handlers.clock import Clock
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+from handlers.messages import IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+
+NAME = "dingtalk"  # this channel's name everywhere: inbox/outbox rows, identities, config
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +119,9 @@ def _is_throttled(status: int, data: dict[str, Any]) -> bool:
 
 
 class DingTalkSender:
-    """:class:`~bot.channels.base.ChannelSender` for ``Channel.DINGTALK``; ``address`` is a staffId."""
+    """:class:`~bot.channels.base.ChannelSender` for ``dingtalk``; ``address`` is a staffId."""
 
-    channel = Channel.DINGTALK
+    channel = NAME
 
     def __init__(
         self,

@@ -18,9 +18,20 @@ from bot.channels.base import ChannelAdapter
 from handlers.settings import Settings
 
 CHANNELS: tuple[ChannelAdapter[Any], ...] = (wecom.ADAPTER, wechat.ADAPTER, dingtalk.ADAPTER, webchat.ADAPTER)
-BY_NAME: dict[str, ChannelAdapter[Any]] = {adapter.name.value: adapter for adapter in CHANNELS}
+BY_NAME: dict[str, ChannelAdapter[Any]] = {adapter.name: adapter for adapter in CHANNELS}
 assert len(BY_NAME) == len(CHANNELS), "two channel adapters share a name"
 assert set(BY_NAME) == set(config.STAFF_CHANNELS), "bot/config.py's STAFF_CHANNELS must name every channel"
+
+
+def roster_channels() -> dict[str, str]:
+    """A roster's 渠道 spelling (without spaces, lower-case) → channel name, for ``handlers/roster.py``."""
+    return {spelling.replace(" ", "").lower(): adapter.name
+            for adapter in CHANNELS for spelling in (adapter.name, *adapter.roster_names)}
+
+
+def unverified_channels() -> frozenset[str]:
+    """The channels whose platform does not vouch for the sender (``Services.unverified_channels``)."""
+    return frozenset(adapter.name for adapter in CHANNELS if not adapter.verified_senders)
 
 
 def setup_channels(app: web.Application, settings: Settings) -> list[ChannelAdapter[Any]]:
@@ -31,7 +42,7 @@ def setup_channels(app: web.Application, settings: Settings) -> list[ChannelAdap
 
 def callback_channels() -> dict[str, str]:
     """Callback path → channel name, for labelling callbacks on ``/metrics``."""
-    return {path: adapter.name.value for adapter in CHANNELS for path in adapter.callback_paths}
+    return {path: adapter.name for adapter in CHANNELS for path in adapter.callback_paths}
 
 
 def answers_in_callback(settings: Settings) -> bool:

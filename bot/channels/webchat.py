@@ -23,10 +23,11 @@ from sqlalchemy import select
 from bot.channels.base import ChannelAdapter
 from bot.keys import clock_key, intake_key, read_sessions_key, senders_key, settings_key
 from bot.pipeline.intake import BadMessage
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+from handlers.messages import IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
 from handlers.settings import ServerSettings, demo_mode
 from storage.models import Craftsman, Enterprise, Identity, OutboxMessage, OutboxState, Person, StaffMember
 
+NAME = "web"  # this channel's name everywhere: inbox/outbox rows, identities, config
 STATIC = Path(__file__).with_name("static")
 MAX_TEXT = 2000
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "
 class WebSender:
     """Delivery to a browser is the row becoming visible as sent; nothing can fail here."""
 
-    channel = Channel.WEB
+    channel = NAME
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
         if message.kind == OutgoingKind.CARD_UPDATE:
@@ -54,7 +55,7 @@ async def people(request: web.Request) -> web.Response:
     async with request.app[read_sessions_key]() as session:
         rows = (await session.execute(
             select(Person, Identity).join(Identity, Identity.person_id == Person.id)
-            .where(Identity.channel == Channel.WEB.value).order_by(Person.role, Person.id)
+            .where(Identity.channel == NAME).order_by(Person.role, Person.id)
         )).all()
         crafts = {c.person_id: c for c in (await session.scalars(select(Craftsman))).all()}
         firms = {e.id: e for e in (await session.scalars(select(Enterprise))).all()}
@@ -95,7 +96,7 @@ async def send(request: web.Request) -> web.Response:
     if not isinstance(msg_id, str) or len(msg_id) > 64:
         raise web.HTTPBadRequest(text="id: expected a string of at most 64 characters")
     kind = IncomingKind.BUTTON if body.get("button") else IncomingKind.TEXT
-    msg = IncomingMessage(channel=Channel.WEB, sender=user, platform_msg_id=msg_id, kind=kind, text=text.strip(),
+    msg = IncomingMessage(channel=NAME, sender=user, platform_msg_id=msg_id, kind=kind, text=text.strip(),
                           received_at=request.app[clock_key].now())
     try:
         new = await request.app[intake_key].accept(msg)
@@ -134,7 +135,7 @@ async def upload(request: web.Request) -> web.Response:
     media_dir.mkdir(parents=True, exist_ok=True)
     path = media_dir / f"{uuid.uuid4().hex}{IMAGE_TYPES[ctype]}"
     path.write_bytes(data)
-    msg = IncomingMessage(channel=Channel.WEB, sender=user, platform_msg_id=uuid.uuid4().hex, kind=IncomingKind.IMAGE,
+    msg = IncomingMessage(channel=NAME, sender=user, platform_msg_id=uuid.uuid4().hex, kind=IncomingKind.IMAGE,
                           text=caption, media_path=str(path), received_at=request.app[clock_key].now())
     try:
         await request.app[intake_key].accept(msg)
@@ -153,7 +154,7 @@ async def messages(request: web.Request) -> web.Response:
     async with request.app[read_sessions_key]() as session:
         rows = (await session.scalars(
             select(OutboxMessage).where(
-                OutboxMessage.channel == Channel.WEB.value, OutboxMessage.address == user,
+                OutboxMessage.channel == NAME, OutboxMessage.address == user,
                 OutboxMessage.state == OutboxState.SENT.value, OutboxMessage.id > after,
             ).order_by(OutboxMessage.id).limit(200)
         )).all()
@@ -184,7 +185,7 @@ async def media(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application, server: ServerSettings) -> None:
     """Register the web sender (always: staff tools write web rows) and, with the playground on, its routes."""
-    app[senders_key][Channel.WEB] = WebSender()
+    app[senders_key][NAME] = WebSender()
     settings = app[settings_key]
     if not server.playground:
         return
@@ -199,5 +200,5 @@ def setup(app: web.Application, server: ServerSettings) -> None:
     app.router.add_get("/webchat/media/{name}", media)
 
 
-ADAPTER = ChannelAdapter(name=Channel.WEB, callback_paths=(SEND_PATH, UPLOAD_PATH), section=lambda s: s.server,
-                         setup=setup)
+ADAPTER = ChannelAdapter(name=NAME, callback_paths=(SEND_PATH, UPLOAD_PATH), section=lambda s: s.server,
+                         setup=setup, roster_names=("网页", "网页版"), verified_senders=False)

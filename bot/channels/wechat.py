@@ -24,7 +24,7 @@ from wechatpy.replies import TextReply
 
 from bot import config
 from bot.channels.base import ChannelAdapter, media_hook
-from bot.channels.wechat_sender import WeChatSender, render
+from bot.channels.wechat_sender import NAME, WeChatSender, render
 from bot.channels.wx_callback import (
     Rejected,
     check_signature,
@@ -49,7 +49,7 @@ from bot.keys import (
 )
 from bot.pipeline.intake import BadMessage
 from bot.pipeline.passive import PassiveReplies
-from handlers.messages import Channel, OutgoingMessage
+from handlers.messages import OutgoingMessage
 from handlers.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class WeChatCallback:
             body = await read_body(request, app[settings_key].server.max_body_bytes)
             plain = self._plaintext(request, body, timestamp, nonce)
             fields = scene_subscribe(message_fields(plain))
-            msg = to_incoming(Channel.WECHAT, fields, app[clock_key].now())
+            msg = to_incoming(NAME, fields, app[clock_key].now())
         except Rejected as err:
             return rejected_response("wechat", err)
         except Exception as exc:  # a parser surprise must not become a 500 the platform retries
@@ -99,7 +99,7 @@ class WeChatCallback:
         if msg is None:
             return web.Response(text=ACK, content_type="text/plain")
         passive = app.get(passive_key) if self.settings.passive_reply_ms > 0 else None
-        key = (Channel.WECHAT.value, msg.platform_msg_id)
+        key = (NAME, msg.platform_msg_id)
         waiting = passive is not None and passive.expect(*key, fits_passive)
         try:
             new = await app[intake_key].accept(msg)
@@ -203,7 +203,7 @@ def setup(app: web.Application, settings: WeChatSettings) -> None:
     async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
         # The owner names this process in the token lock row; unique even for two apps in one process.
         owner = f"{app[settings_key].server.instance_name or 'craftlink'}:{uuid.uuid4().hex[:8]}"
-        app[senders_key][Channel.WECHAT] = WeChatSender(
+        app[senders_key][NAME] = WeChatSender(
             app[http_key],
             settings,
             clock=app[clock_key],
@@ -218,5 +218,6 @@ def setup(app: web.Application, settings: WeChatSettings) -> None:
 
 
 # The callback's answer may carry one text reply (passive_fits); the others go through the API.
-ADAPTER = ChannelAdapter(name=Channel.WECHAT, callback_paths=(CALLBACK_PATH,), section=config.wechat,
-                         setup=setup, fetch_media=media_hook(WeChatSender), passive_fits=fits_passive)
+ADAPTER = ChannelAdapter(name=NAME, callback_paths=(CALLBACK_PATH,), section=config.wechat,
+                         setup=setup, fetch_media=media_hook(WeChatSender), passive_fits=fits_passive,
+                         roster_names=("微信", "公众号", "服务号", "微信公众号"))

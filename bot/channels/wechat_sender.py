@@ -31,8 +31,10 @@ from bot.channels.wx_api import Fetched, MediaPart, Part, WxApi, WxApiError, upl
 from bot.channels.wx_callback import split_utf8
 from bot.config import WeChatSettings
 from handlers.clock import Clock
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+from handlers.messages import IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
 from storage.models import Identity
+
+NAME = "wechat"  # this channel's name everywhere: inbox/outbox rows, identities, config
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,9 @@ MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024}
 
 
 class WeChatSender:
-    """``ChannelSender`` for :attr:`Channel.WECHAT`; one per app, shared by all outbox tasks."""
+    """``ChannelSender`` for ``wechat``; one per app, shared by all outbox tasks."""
 
-    channel = Channel.WECHAT
+    channel = NAME
 
     def __init__(
         self,
@@ -139,7 +141,7 @@ class WeChatSender:
             async with self.sessions() as session:
                 seen = await session.scalar(
                     select(Identity.last_seen_at).where(
-                        Identity.channel == Channel.WECHAT.value, Identity.channel_user_id == address
+                        Identity.channel == NAME, Identity.channel_user_id == address
                     )
                 )
         if seen is None:
@@ -173,7 +175,7 @@ class WeChatSender:
 
     async def fetch_media(self, msg: IncomingMessage) -> str | None:
         """Download the photo or voice of ``msg`` into the media store; see ``WeComSender.fetch_media``."""
-        if msg.channel != Channel.WECHAT or not msg.media_ref:
+        if msg.channel != NAME or not msg.media_ref:
             return None
         default = {IncomingKind.IMAGE: ".jpg", IncomingKind.VOICE: ".amr"}.get(msg.kind, ".bin")
         try:

@@ -18,7 +18,7 @@ from wechatpy.enterprise import WeChatCrypto
 
 from bot import config
 from bot.channels.base import ChannelAdapter, media_hook
-from bot.channels.wecom_sender import WeComSender
+from bot.channels.wecom_sender import NAME, WeComSender
 from bot.channels.wx_callback import (
     Rejected,
     check_signature,
@@ -33,7 +33,6 @@ from bot.channels.wx_messages import to_incoming
 from bot.config import WeComSettings
 from bot.keys import clock_key, http_key, intake_key, media_key, senders_key, settings_key
 from bot.pipeline.intake import BadMessage
-from handlers.messages import Channel
 from handlers.settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ class WeComCallback:
             fields = message_fields(plain)
             if fields.get("ToUserName") not in ("", self.settings.corp_id):
                 raise Rejected(403, "message for another corp")
-            msg = to_incoming(Channel.WECOM, fields, app[clock_key].now(), directory_user=True)
+            msg = to_incoming(NAME, fields, app[clock_key].now(), directory_user=True)
         except Rejected as err:
             return rejected_response("wecom", err)
         except Exception as exc:  # a parser surprise must not become a 500 the platform retries forever
@@ -117,11 +116,12 @@ def setup(app: web.Application, settings: WeComSettings) -> None:
     async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
         sender = WeComSender(app[http_key], settings, clock=app[clock_key], media=app[media_key],
                              timeout_s=app[settings_key].bot.send_timeout_s)
-        app[senders_key][Channel.WECOM] = sender
+        app[senders_key][NAME] = sender
         yield
 
     app.cleanup_ctx.append(sender_ctx)
 
 
-ADAPTER = ChannelAdapter(name=Channel.WECOM, callback_paths=(CALLBACK_PATH,), section=config.wecom, setup=setup,
-                         fetch_media=media_hook(WeComSender))
+ADAPTER = ChannelAdapter(name=NAME, callback_paths=(CALLBACK_PATH,), section=config.wecom, setup=setup,
+                         fetch_media=media_hook(WeComSender),
+                         roster_names=("企业微信", "企微", "workwechat"))

@@ -41,7 +41,9 @@ from bot.channels.wx_api import Fetched, MediaPart, MemoryTokenCache, Part, WxAp
 from bot.channels.wx_callback import encode_command, split_utf8
 from bot.config import WeComSettings
 from handlers.clock import Clock
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+from handlers.messages import IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage
+
+NAME = "wecom"  # this channel's name everywhere: inbox/outbox rows, identities, config
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,9 @@ MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "file": 20 
 
 
 class WeComSender:
-    """``ChannelSender`` for :attr:`Channel.WECOM`; one per app, shared by all outbox tasks."""
+    """``ChannelSender`` for ``wecom``; one per app, shared by all outbox tasks."""
 
-    channel = Channel.WECOM
+    channel = NAME
 
     def __init__(
         self,
@@ -155,7 +157,7 @@ class WeComSender:
         None when there is nothing to fetch or it can never be fetched (expired media id, over the
         size limit: logged); raises TransientSendError when a later attempt may succeed.
         """
-        if msg.channel != Channel.WECOM or not msg.media_ref:
+        if msg.channel != NAME or not msg.media_ref:
             return None
         default = {IncomingKind.IMAGE: ".jpg", IncomingKind.VOICE: ".amr"}.get(msg.kind, "")
         if not default:

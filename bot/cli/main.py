@@ -173,13 +173,14 @@ async def _with_session(settings: Settings, work: Callable[..., object]) -> obje
 
 
 def cmd_roster_import(args: argparse.Namespace) -> int:
+    from bot.channels.registry import roster_channels
     from handlers.clock import SystemClock
     from handlers.roster import RosterFileError, parse_roster
     from handlers.roster_import import ImportReport, import_roster
 
     settings = _settings(args)
     try:
-        parsed = parse_roster(Path(args.file))
+        parsed = parse_roster(Path(args.file), channels=roster_channels())
     except RosterFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

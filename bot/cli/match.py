@@ -43,8 +43,10 @@ def _result_json(r: MatchResult) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace, err: IO[str]) -> MatchIndex | None:
+    from bot.channels.registry import roster_channels  # the 渠道 spellings; every channel module, so late
+
     try:
-        parsed = parse_roster(args.roster)
+        parsed = parse_roster(args.roster, channels=roster_channels())
         taxonomy = _shipped() if args.taxonomy is None else Taxonomy.load(args.taxonomy)
     except (RosterFileError, TaxonomyError) as exc:
         print(f"错误 / error: {exc}", file=err)

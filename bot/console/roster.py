@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 from sqlalchemy import select
 
+from bot.channels.registry import roster_channels
 from bot.console import csrf
 from bot.console.auth import guard, viewer_of
 from bot.console.render import redirect, render
@@ -80,7 +81,7 @@ async def _read_upload(request: web.Request, limit: int) -> tuple[str, bytes]:
 
 
 async def _preview(request: web.Request, data: bytes, filename: str, *, apply: bool) -> ImportReport:
-    parsed = await asyncio.to_thread(parse_roster_bytes, data, filename)  # openpyxl: CPU, off the loop
+    parsed = await asyncio.to_thread(parse_roster_bytes, data, filename, channels=roster_channels())  # openpyxl: CPU
     now = request.app[clock_key].now()
     if apply:
         async with request.app[sessions_key].begin() as db:

@@ -110,7 +110,7 @@ def inbox_values(msg: IncomingMessage, clock: Clock) -> dict[str, Any]:
     if msg.extra:
         payload["extra"] = msg.extra
     return {
-        "channel": msg.channel.value,
+        "channel": msg.channel,
         "platform_msg_id": msg.platform_msg_id,
         "conversation": msg.conversation,
         "sender": msg.sender,

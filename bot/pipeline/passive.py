@@ -150,15 +150,15 @@ class PassiveReplies:
 
     # -- the inbox worker's side ----------------------------------------------------------------
     def waiting(self, msg: IncomingMessage) -> bool:
-        waiter = self._waiters.get((msg.channel.value, msg.platform_msg_id))
+        waiter = self._waiters.get((msg.channel, msg.platform_msg_id))
         return waiter is not None and not waiter.done.done()
 
     async def reserve(self, session: AsyncSession, msg: IncomingMessage, rows: list[OutboxMessage]) -> Reserved | None:
         """Inside the handling transaction: hold back the first reply to the sender if it fits."""
-        waiter = self._waiters.get((msg.channel.value, msg.platform_msg_id))
+        waiter = self._waiters.get((msg.channel, msg.platform_msg_id))
         if waiter is None or waiter.done.done():
             return None
-        mine = [r for r in rows if r.channel == msg.channel.value and r.address == msg.sender]
+        mine = [r for r in rows if r.channel == msg.channel and r.address == msg.sender]
         if not mine or not waiter.fits(OutgoingMessage.from_json(mine[0].payload)):
             return None
         row = mine[0]
@@ -167,7 +167,7 @@ class PassiveReplies:
 
     async def handled(self, msg: IncomingMessage, reserved: Reserved | None) -> None:
         """After the handling commit: wake the callback waiting for ``msg``; if it gave up, release the row."""
-        waiter = self._waiters.get((msg.channel.value, msg.platform_msg_id))
+        waiter = self._waiters.get((msg.channel, msg.platform_msg_id))
         if waiter is not None and not waiter.done.done():
             waiter.done.set_result(reserved)
         elif reserved is not None:

@@ -113,7 +113,7 @@ class OutboxSender(ConversationPump):
             created = row.created_at
             case = row.case_id + CASE_NUMBER_OFFSET if row.case_id is not None else None
         extra[DELIVERY] = Delivery(row_id, created)  # the same request on every attempt (bot/channels/base.py)
-        sender = self._senders.get(Channel(channel))
+        sender = self._senders.get(channel)
         message = OutgoingMessage.from_json(payload)
         deadline = bot.outbox_lease_s - bot.send_timeout_s  # settings keep it >= one send timeout
         started = time.perf_counter()

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import ChannelAdapter, ChannelSender
+from bot.config import STAFF_CHANNELS
 from bot.ops import counters
 from bot.pipeline.passive import PassiveReplies, Reserved
 from bot.pipeline.pump import ConversationPump
@@ -59,8 +60,10 @@ def to_incoming(row: InboxMessage) -> IncomingMessage:
     typed = ({"reply_handle": payload.get("reply_handle"), "identity_extra": payload.get("identity_extra", {}),
               "directory_user": bool(payload.get("directory_user", False))}
              if "directory_user" in payload else _legacy_fields(row, payload))
+    if row.channel not in STAFF_CHANNELS:  # every channel's name (bot/channels/registry.py asserts it)
+        raise ValueError(f"{row.channel!r} is not a channel")
     return IncomingMessage(
-        channel=Channel(row.channel),
+        channel=row.channel,
         sender=row.sender,
         platform_msg_id=row.platform_msg_id,
         kind=IncomingKind(row.kind),
@@ -111,7 +114,7 @@ class InboxWorker(ConversationPump):
             row_id = await self.handle_one(row_id)
 
     async def _resolve_media(self, msg: IncomingMessage) -> IncomingMessage:
-        adapter, sender = self._channels.get(msg.channel.value), self._senders.get(msg.channel)
+        adapter, sender = self._channels.get(msg.channel), self._senders.get(msg.channel)
         if not msg.media_ref or msg.media_path or adapter is None or adapter.fetch_media is None or sender is None:
             return msg
         path = await adapter.fetch_media(sender, msg)  # outside the transaction: it must not hold the write lock
@@ -120,7 +123,7 @@ class InboxWorker(ConversationPump):
         return replace(msg, media_path=path)
 
     def _needs_media(self, msg: IncomingMessage) -> bool:
-        adapter = self._channels.get(msg.channel.value)
+        adapter = self._channels.get(msg.channel)
         return (bool(msg.media_ref) and not msg.media_path and adapter is not None and adapter.fetch_media is not None
                 and msg.channel in self._senders)
 
@@ -173,7 +176,7 @@ class InboxWorker(ConversationPump):
             elapsed = time.perf_counter() - started
             counters.HANDLING_SECONDS.labels("done").observe(elapsed)
             counters.INBOX_WAIT_SECONDS.observe(max(0.0, waited))
-            log.debug("handled inbox %s", row_id, extra={"channel": msg.channel.value, "event": "inbox.handled",
+            log.debug("handled inbox %s", row_id, extra={"channel": msg.channel, "event": "inbox.handled",
                                                          "outcome": "done"})
             if ctx is not None and ctx.outbox.written:
                 self._services.on_outbox()
@@ -212,9 +215,9 @@ class InboxWorker(ConversationPump):
             return True  # held back before (clocks of two instances disagree a little): told already
         first = not await self._limiter.already_told(session, row)
         row.error = LIMITED
-        counters.RATE_LIMITED.labels(msg.channel.value).inc()
+        counters.RATE_LIMITED.labels(msg.channel).inc()
         if first:
-            log.info("sender rate limited", extra={"channel": msg.channel.value, "event": "inbox.rate_limited"})
+            log.info("sender rate limited", extra={"channel": msg.channel, "event": "inbox.rate_limited"})
             await Outbox(session, self._services.clock).to_identity(identity, NOTICE)
         return True
 

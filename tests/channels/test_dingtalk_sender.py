@@ -17,7 +17,6 @@ from bot.channels.dingtalk_sender import DingTalkSender
 from bot.keys import dingtalk_key, http_key
 from handlers.messages import (
     Button,
-    Channel,
     IncomingKind,
     IncomingMessage,
     OutgoingKind,
@@ -309,11 +308,11 @@ async def test_fetch_media_downloads_and_stores(tmp_path: Path) -> None:
             store_media=store,
         )
         code = h.fake.add_file(b"\x89PNG\r\n\x1a\nimage")
-        pic = IncomingMessage(Channel.DINGTALK, "staff1", "m1", IncomingKind.IMAGE, media_ref=code)
+        pic = IncomingMessage("dingtalk", "staff1", "m1", IncomingKind.IMAGE, media_ref=code)
         assert await sender.fetch_media(pic) == "/media/x.png"
         assert stored == [(b"\x89PNG\r\n\x1a\nimage", ".png")]
         doc = IncomingMessage(
-            Channel.DINGTALK,
+            "dingtalk",
             "staff1",
             "m2",
             IncomingKind.FILE,
@@ -322,13 +321,13 @@ async def test_fetch_media_downloads_and_stores(tmp_path: Path) -> None:
         )
         assert await sender.fetch_media(doc) == "/media/x.pdf"
         too_big = IncomingMessage(
-            Channel.DINGTALK, "s", "m3", IncomingKind.IMAGE, media_ref=h.fake.add_file(b"x" * 33)
+            "dingtalk", "s", "m3", IncomingKind.IMAGE, media_ref=h.fake.add_file(b"x" * 33)
         )
         assert await sender.fetch_media(too_big) is None
-        unknown = IncomingMessage(Channel.DINGTALK, "s", "m4", IncomingKind.IMAGE, media_ref="nope")
+        unknown = IncomingMessage("dingtalk", "s", "m4", IncomingKind.IMAGE, media_ref="nope")
         assert await sender.fetch_media(unknown) is None
         assert (
-            await sender.fetch_media(IncomingMessage(Channel.DINGTALK, "s", "m5", IncomingKind.TEXT)) is None
+            await sender.fetch_media(IncomingMessage("dingtalk", "s", "m5", IncomingKind.TEXT)) is None
         )
         h.fake.fail_next(1, 503)
         with pytest.raises(TransientSendError):
@@ -373,7 +372,7 @@ async def test_the_app_sender_stores_media_in_the_shared_store_and_serves_it_bac
         ).status == 200
         (row,) = await h.inbox()
         msg = IncomingMessage(
-            Channel.DINGTALK,
+            "dingtalk",
             row.sender,
             row.platform_msg_id,
             IncomingKind.IMAGE,

@@ -30,7 +30,7 @@ from bot.config import DingTalkSettings, Settings, WeComSettings
 from bot.keys import clock_key, http_key, intake_key, media_key, senders_key, sessions_key, settings_key
 from bot.pipeline.intake import BadMessage, Intake
 from handlers.clock import ManualClock
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from storage.db import create_engine, session_factory
 from storage.models import InboxMessage
 from tests.channels.wx_harness import WECOM_AES, WECOM_CORP, WECOM_TOKEN
@@ -154,7 +154,7 @@ async def test_one_bad_dingtalk_callback_does_not_refuse_40_wecom_ones(
 
 def _msg(i: int, text_value: str = "你好", **over: Any) -> IncomingMessage:
     fields: dict[str, Any] = {
-        "channel": Channel.WECOM, "sender": f"u{i}", "platform_msg_id": f"m{i}", "kind": IncomingKind.TEXT,
+        "channel": "wecom", "sender": f"u{i}", "platform_msg_id": f"m{i}", "kind": IncomingKind.TEXT,
         "text": text_value, **over,
     }
     return IncomingMessage(**fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from bot.config import parse_settings
 from bot.keys import intake_key, services_key, sessions_key
 from bot.ops import metrics
 from handlers.clock import ManualClock
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from handlers.reports.links import monthly_link, signature
 from storage.models import Identity
 from tests.chat import Chat, Playground
@@ -26,9 +27,39 @@ ALL_CHANNELS = {
 }
 
 
+PLATFORM_NAMES = ("wecom", "wechat", "dingtalk")
+HANDLERS = Path(__file__).parents[2] / "handlers"
+
+
+def platform_names_in(source: str) -> list[tuple[int, str]]:
+    """(line, constant) of every string constant, docstrings aside, that spells a platform's channel name."""
+    tree = ast.parse(source)
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+            and any(name in node.value for name in PLATFORM_NAMES)]
+
+
+def test_no_module_under_handlers_spells_a_channel_name() -> None:
+    """The set of channel names belongs to bot/channels/: adding a channel touches no domain file."""
+    assert platform_names_in('x = {"企业微信": "wecom"}\n') == [(1, "wecom")]  # the check can fail
+    found = {str(path.relative_to(HANDLERS)): hits for path in sorted(HANDLERS.rglob("*.py"))
+             if (hits := platform_names_in(path.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+def test_roster_spellings_and_unverified_senders_come_from_the_declarations() -> None:
+    spellings = registry.roster_channels()
+    assert {spellings[s] for s in ("企业微信", "公众号", "钉钉", "网页")} == {"wecom", "wechat", "dingtalk", "web"}
+    assert set(spellings.values()) == set(registry.BY_NAME)
+    assert registry.unverified_channels() == {"web"}
+
+
 def test_every_channel_is_declared_once_and_its_callbacks_are_routed_and_counted(tmp_path: Path) -> None:
-    assert [a.name.value for a in registry.CHANNELS] == list(registry.BY_NAME)  # unique names
-    assert set(registry.BY_NAME) == set(config.STAFF_CHANNELS) == {c.value for c in Channel}
+    assert [a.name for a in registry.CHANNELS] == list(registry.BY_NAME)  # unique names
+    assert set(registry.BY_NAME) == set(config.STAFF_CHANNELS) == {"wecom", "wechat", "dingtalk", "web"}
     settings = parse_settings({"database": {"url": f"sqlite+aiosqlite:///{tmp_path}/x.db"},
                                "server": {"playground": True, "playground_with_real_channels": True},
                                **ALL_CHANNELS})
@@ -43,7 +74,7 @@ def test_every_channel_is_declared_once_and_its_callbacks_are_routed_and_counted
     assert registry.answers_in_callback(settings)  # the service account may answer in its callback
     assert not registry.answers_in_callback(parse_settings({}))
     # Only channels that receive files from a platform download media before handling.
-    assert {a.name.value for a in registry.CHANNELS if a.fetch_media} == {"wecom", "wechat", "dingtalk"}
+    assert {a.name for a in registry.CHANNELS if a.fetch_media} == {"wecom", "wechat", "dingtalk"}
 
 
 async def test_an_unknown_directory_user_may_be_ignored_whatever_the_channel(playground: Playground) -> None:
@@ -51,7 +82,7 @@ async def test_an_unknown_directory_user_may_be_ignored_whatever_the_channel(pla
     playground.app[services_key].settings.bot.unknown_user_role = "ignore"
     intake = playground.app[intake_key]
     for sender, directory in (("dir-stranger", True), ("public-stranger", False)):
-        await intake.accept(IncomingMessage(channel=Channel.WEB, sender=sender, platform_msg_id=f"m-{sender}",
+        await intake.accept(IncomingMessage(channel="web", sender=sender, platform_msg_id=f"m-{sender}",
                                             kind=IncomingKind.TEXT, text="你好", directory_user=directory))
     await playground.settle()
     async with playground.app[sessions_key]() as s:
@@ -62,7 +93,7 @@ async def test_an_unknown_directory_user_may_be_ignored_whatever_the_channel(pla
 
 async def test_identity_extra_is_stored_on_the_identity_unread(playground: Playground) -> None:
     await playground.app[intake_key].accept(IncomingMessage(
-        channel=Channel.WEB, sender="demo-firm-1", platform_msg_id="m-reach", kind=IncomingKind.TEXT, text="帮助",
+        channel="web", sender="demo-firm-1", platform_msg_id="m-reach", kind=IncomingKind.TEXT, text="帮助",
         identity_extra={"reach_me": {"via": "somewhere", "until": 5}}))
     await playground.settle()
     async with playground.app[sessions_key]() as s:

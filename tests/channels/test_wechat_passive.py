@@ -21,7 +21,7 @@ from bot.channels.wechat import fits_passive
 from bot.keys import passive_key, sessions_key, worker_key
 from bot.pipeline.passive import RESERVE
 from handlers.clock import ManualClock
-from handlers.messages import Channel, IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage, text
+from handlers.messages import IncomingKind, IncomingMessage, OutgoingKind, OutgoingMessage, text
 from handlers.settings import ConfigError
 from storage.models import InboxMessage, OutboxMessage, OutboxState
 from tests.channels.scenario import WeChatUser, register
@@ -156,7 +156,7 @@ async def test_reservation_is_released_or_runs_out(world: tuple[Playground, Fake
     base = len(fake.sent)
 
     async def handle(msg_id: str, *, report: bool) -> int:
-        msg = IncomingMessage(channel=Channel.WECHAT, sender=OPENID, platform_msg_id=msg_id,
+        msg = IncomingMessage(channel="wechat", sender=OPENID, platform_msg_id=msg_id,
                               kind=IncomingKind.TEXT, text="x")
         assert passive.expect("wechat", msg_id, lambda m: True)
         async with sessions() as s, s.begin():

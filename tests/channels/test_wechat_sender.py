@@ -21,7 +21,6 @@ from bot.config import WeChatSettings
 from handlers.clock import ManualClock
 from handlers.messages import (
     Button,
-    Channel,
     IncomingKind,
     IncomingMessage,
     OutgoingKind,
@@ -246,7 +245,7 @@ async def test_5xx_and_rate_limit_are_transient(env: Env) -> None:
 async def test_fetch_media(env: Env) -> None:
     media_id = env.fake.add_media(b"voice-bytes", "audio/amr", "v.amr")
     msg = IncomingMessage(
-        channel=Channel.WECHAT, sender="o1", platform_msg_id="m", kind=IncomingKind.VOICE, media_ref=media_id
+        channel="wechat", sender="o1", platform_msg_id="m", kind=IncomingKind.VOICE, media_ref=media_id
     )
     path = await env.sender().fetch_media(msg)
     assert path is not None and path.endswith(".amr") and Path(path).read_bytes() == b"voice-bytes"

@@ -22,7 +22,6 @@ from bot.config import WeComSettings
 from handlers.clock import ManualClock
 from handlers.messages import (
     Button,
-    Channel,
     IncomingKind,
     IncomingMessage,
     OutgoingKind,
@@ -313,7 +312,7 @@ async def test_voice_not_amr_goes_as_a_file_and_missing_files_are_permanent(env:
 
 def incoming(media_ref: str, kind: IncomingKind = IncomingKind.IMAGE) -> IncomingMessage:
     return IncomingMessage(
-        channel=Channel.WECOM, sender="u1", platform_msg_id="1", kind=kind, media_ref=media_ref
+        channel="wecom", sender="u1", platform_msg_id="1", kind=kind, media_ref=media_ref
     )
 
 

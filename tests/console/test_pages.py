@@ -10,6 +10,7 @@ import aiohttp
 import openpyxl
 from sqlalchemy import select
 
+from bot.channels.registry import roster_channels
 from bot.keys import sessions_key
 from handlers.roster import parse_roster_bytes
 from storage.models import Case, Craftsman, PointsEntry, StaffMember
@@ -98,7 +99,7 @@ async def test_reports_page_chart_and_workbook(console: Console, admin: Agent) -
 async def test_roster_download_round_trips(console: Console, staff: Agent) -> None:
     resp = await staff.get("/console/roster.xlsx")
     assert resp.status == 200
-    parsed = parse_roster_bytes(await resp.read(), "roster.xlsx")
+    parsed = parse_roster_bytes(await resp.read(), "roster.xlsx", channels=roster_channels())
     assert not parsed.errors and len(parsed.rows) == 40
     sun = next(r for r in parsed.rows if r.code == "GJ1007")
     assert (sun.name, sun.group, sun.channel, sun.channel_user_id) == ("孙卫东", "模具制造", "web", "demo-craftsman-1007")

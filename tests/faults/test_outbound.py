@@ -24,7 +24,6 @@ from bot.app import create_app
 from bot.channels.wecom_sender import WeComSender
 from bot.keys import http_key, media_key, sender_key, senders_key, sessions_key, settings_key
 from handlers.clock import ManualClock
-from handlers.messages import Channel
 from storage.models import OutboxMessage, OutboxState
 from tests.channels.wx_harness import WECOM_AES, WECOM_CORP, WECOM_TOKEN
 from tests.chat import Playground
@@ -49,7 +48,7 @@ async def world(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[Playground, 
             wecom_settings = config.wecom(settings)
             assert wecom_settings is not None
             # The same sender as in production, with a short timeout so the late-answer phase is quick.
-            app[senders_key][Channel.WECOM] = WeComSender(
+            app[senders_key]["wecom"] = WeComSender(
                 app[http_key], wecom_settings, clock=clock, media=app[media_key], timeout_s=TIMEOUT_S)
             pg = Playground(client, clock)
             await pg.seed_demo()

@@ -24,7 +24,7 @@ from bot.pipeline.worker import InboxWorker
 from handlers import pipeline
 from handlers.clock import ManualClock
 from handlers.context import HandlerContext
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from storage.db import create_engine
 from storage.models import Dialog, Identity, InboxMessage, InboxState, Person, Role
 from tests.conftest import make_settings
@@ -68,7 +68,7 @@ async def test_one_person_on_two_channels_loses_no_dialog_update(
         if msg.text == "慢":
             entered.set()
             await release.wait()  # the dialog was loaded before this: the step writes on top of it
-        ctx.dialog.go(_Step.NEXT, **{msg.channel.value: msg.text})
+        ctx.dialog.go(_Step.NEXT, **{msg.channel: msg.text})
 
     monkeypatch.setattr(pipeline, "route", route)
     a, b = twins
@@ -80,7 +80,7 @@ async def test_one_person_on_two_channels_loses_no_dialog_update(
         s.add(Identity(person_id=person.id, channel="wecom", channel_user_id="lin-wecom", extra={}))
         s.add(Identity(person_id=person.id, channel="web", channel_user_id="lin-web", extra={}))
         s.add(Dialog(person_id=person.id, flow="test", step="start", data={}, updated_at=now))
-    for app, channel, sender, body in ((a.app, Channel.WECOM, "lin-wecom", "慢"), (b.app, Channel.WEB, "lin-web", "快")):
+    for app, channel, sender, body in ((a.app, "wecom", "lin-wecom", "慢"), (b.app, "web", "lin-web", "快")):
         await app[intake_key].accept(IncomingMessage(channel=channel, sender=sender, platform_msg_id=f"{sender}-1",
                                                      kind=IncomingKind.TEXT, text=body, received_at=now))
     async with a.app[sessions_key]() as s:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jieba
 
+from bot.channels.registry import roster_channels
 from handlers.matching import CraftsmanProfile, MatchIndex, MatchRequest, Taxonomy
 from handlers.matching.tokenize import STOPWORDS, normalize_text
 from handlers.roster import parse_roster, to_profile
@@ -42,7 +43,7 @@ def load_cases(path: Path = DATA / "eval_requests.jsonl") -> list[EvalCase]:
 
 
 def load_profiles(path: Path = DATA / "roster.csv") -> list[CraftsmanProfile]:
-    return [to_profile(r) for r in parse_roster(path).rows]
+    return [to_profile(r) for r in parse_roster(path, channels=roster_channels()).rows]
 
 
 class PlainBM25:

@@ -5,7 +5,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from bot.channels.registry import roster_channels
 from handlers.roster import RosterFileError, parse_roster, parse_roster_bytes, split_skills, to_profile
+
+CHANNELS = roster_channels()  # the 渠道 spellings bot/ declares
 
 GOOD_CSV = (
     "编号,姓名,小组,技能专长,地区,渠道,账号,简介,手机\n"
@@ -39,7 +42,7 @@ def _check(result_rows: list, errors: list) -> None:
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
 def test_csv_encodings_and_broken_rows(encoding: str) -> None:
-    res = parse_roster_bytes(GOOD_CSV.encode(encoding), "roster.csv")
+    res = parse_roster_bytes(GOOD_CSV.encode(encoding), "roster.csv", channels=CHANNELS)
     _check(res.rows, res.errors)
 
 
@@ -55,7 +58,7 @@ def test_xlsx_with_broken_rows(tmp_path: Path) -> None:
     ws.cell(row=2, column=1, value="GJ01")
     path = tmp_path / "花名册.xlsx"
     wb.save(path)
-    res = parse_roster(path)
+    res = parse_roster(path, channels=CHANNELS)
     _check(res.rows, res.errors)
 
 
@@ -67,13 +70,13 @@ def test_xlsx_numeric_codes(tmp_path: Path) -> None:
     ws.append([1001, "张伟", "焊接工艺", "氩弧焊", "宁波", "dingtalk", "u1"])
     path = tmp_path / "r.xlsx"
     wb.save(path)
-    (row,) = parse_roster(path).rows
+    (row,) = parse_roster(path, channels=CHANNELS).rows
     assert row.code == "1001" and row.channel == "dingtalk"
 
 
 def test_english_headers_and_profile() -> None:
     data = b"id,name,group,skills,region,bio\nA1,Zhang,\xe7\x84\x8a\xe6\x8e\xa5\xe5\xb7\xa5\xe8\x89\xba,TIG;MIG,Ningbo,hi\n"
-    res = parse_roster_bytes(data, "r.csv")
+    res = parse_roster_bytes(data, "r.csv", channels=CHANNELS)
     assert not res.errors
     p = to_profile(res.rows[0])
     assert (p.key, p.code, p.group, p.skills, p.bio) == ("A1", "A1", "焊接工艺", ("TIG", "MIG"), "hi")
@@ -91,13 +94,13 @@ def test_english_headers_and_profile() -> None:
 )
 def test_unusable_files_raise_one_line(data: bytes, name: str, needle: str) -> None:
     with pytest.raises(RosterFileError) as exc:
-        parse_roster_bytes(data, name)
+        parse_roster_bytes(data, name, channels=CHANNELS)
     assert needle in str(exc.value) and "\n" not in str(exc.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RosterFileError, match="无法打开文件"):
-        parse_roster(tmp_path / "nope.csv")
+        parse_roster(tmp_path / "nope.csv", channels=CHANNELS)
 
 
 def test_split_skills() -> None:
@@ -106,5 +109,5 @@ def test_split_skills() -> None:
 
 
 def test_shipped_synthetic_roster_is_clean() -> None:
-    res = parse_roster(Path(__file__).parent / "data" / "roster.csv")
+    res = parse_roster(Path(__file__).parent / "data" / "roster.csv", channels=CHANNELS)
     assert len(res.rows) == 120 and not res.errors

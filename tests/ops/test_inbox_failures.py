@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.keys import intake_key, sessions_key, settings_key
 from handlers.failures import SORRY
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from storage.models import InboxMessage, InboxState
 from tests.chat import Chat, Playground
 
@@ -18,7 +18,7 @@ ALERT = "处理失败"
 async def _send(pg: Playground, user: str, texts: list[str], prefix: str) -> None:
     for i, text in enumerate(texts):
         await pg.app[intake_key].accept(IncomingMessage(
-            channel=Channel.WEB, sender=user, platform_msg_id=f"{prefix}-{i}", kind=IncomingKind.TEXT, text=text,
+            channel="web", sender=user, platform_msg_id=f"{prefix}-{i}", kind=IncomingKind.TEXT, text=text,
             received_at=pg.clock.now()))
 
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from bot.channels.base import TransientSendError
 from bot.keys import sender_key, senders_key
-from handlers.messages import Channel
 from tests.chat import Playground
 from tests.ops.metrics_util import scrape, value
 from tests.test_pipeline import FlakySender, _queue, submit_case
@@ -53,7 +52,7 @@ async def test_callbacks_handling_cases_and_timers_are_counted(playground: Playg
 async def test_outbox_depth_age_and_send_failures_by_code(playground: Playground) -> None:
     client = playground.client
     flaky = FlakySender([TransientSendError("45009", retry_after=60)])
-    playground.app[senders_key][Channel.WECOM] = flaky
+    playground.app[senders_key]["wecom"] = flaky
     await _queue(playground, ["一", "二"])
     playground.clock.advance(timedelta(seconds=90))
     queued = await scrape(client)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.keys import intake_key, sessions_key, settings_key
-from handlers.messages import Channel, IncomingKind, IncomingMessage
+from handlers.messages import IncomingKind, IncomingMessage
 from handlers.ratelimit import NOTICE
 from storage.models import InboxMessage, InboxState
 from tests.chat import Chat, Playground
@@ -21,7 +21,7 @@ from tests.ops.metrics_util import scrape, value
 async def _flood(pg: Playground, user: str, texts: list[str], prefix: str) -> None:
     intake = pg.app[intake_key]
     for i, text in enumerate(texts):
-        await intake.accept(IncomingMessage(channel=Channel.WEB, sender=user, platform_msg_id=f"{prefix}-{i}",
+        await intake.accept(IncomingMessage(channel="web", sender=user, platform_msg_id=f"{prefix}-{i}",
                                             kind=IncomingKind.TEXT, text=text, received_at=pg.clock.now()))
 
 
@@ -77,7 +77,7 @@ async def test_a_backlog_after_downtime_is_not_a_flood(playground: Playground) -
     intake = playground.app[intake_key]
     start = playground.clock.now()
     for i in range(2 * limit):  # one every 10 s, all stored while the worker was down
-        await intake.accept(IncomingMessage(channel=Channel.WEB, sender=firm.user, platform_msg_id=f"slow-{i}",
+        await intake.accept(IncomingMessage(channel="web", sender=firm.user, platform_msg_id=f"slow-{i}",
                                             kind=IncomingKind.TEXT, text="帮助",
                                             received_at=start + timedelta(seconds=10 * i)))
     playground.clock.advance(timedelta(hours=1))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.channels.base import HeldSendError
 from bot.keys import senders_key, services_key, sessions_key
-from handlers.messages import Channel, OutgoingMessage
+from handlers.messages import OutgoingMessage
 from scheduler.jobs import run_daily_digest
 from storage.models import Identity, OutboxMessage, OutboxState, Person
 from tests.chat import Chat, Playground
@@ -19,14 +19,14 @@ from tests.scheduler.helpers import STAFF1, accepted_case
 class OutsideWindow:
     """A WeChat sender whose user last wrote more than 48 hours ago and no template is configured."""
 
-    channel = Channel.WECHAT
+    channel = "wechat"
 
     async def send(self, address: str, message: OutgoingMessage, *, extra: dict[str, Any]) -> str | None:
         raise HeldSendError("45015", "response out of time limit")
 
 
 async def test_nudge_outside_the_send_window_is_held_and_reported(playground: Playground) -> None:
-    playground.app[senders_key][Channel.WECHAT] = OutsideWindow()
+    playground.app[senders_key]["wechat"] = OutsideWindow()
     _, sun = await accepted_case(playground)
     async with playground.app[sessions_key]() as s, s.begin():
         person = await s.scalar(select(Person).where(Person.name == "孙卫东"))
