@@ -157,7 +157,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_scheduler:
         clock=app[clock_key],
         instance=settings.server.instance_name or f"{settings.server.host}:{settings.server.port}",
         links=ServiceLinks(settings.server.public_url),  # the URLs of bot/'s pages, for chat messages
-        unverified_channels=registry.unverified_channels(),  # the web chat: no login links there
+        verified_channels=registry.verified_channels(),  # not the web chat: no login links there
     )
     app[senders_key] = {}
     app[media_key] = MediaStore.from_settings(settings.bot)  # one store, shared by every channel

@@ -35,6 +35,7 @@ class Services:
     links: Links | None = None  # None outside the service (CLI, tests): no links are given out
     on_outbox: Callable[[], None] = field(default=_noop)  # wakes the outbox sender after a commit
     on_case_change: Callable[[], None] = field(default=_noop)  # wakes live views (console board)
-    # Channels whose platform does not vouch for who is typing (bot/ fills it from its channel
-    # declarations: the web chat); an identity there is never handed anything that grants access.
-    unverified_channels: frozenset[str] = frozenset()
+    # Channels whose platform vouches for who is typing (bot/ fills it from its channel declarations:
+    # all but the web chat). Only an identity there is handed anything that grants access (a console
+    # login link); empty by default, so a Services built without bot/'s list hands out nothing.
+    verified_channels: frozenset[str] = frozenset()

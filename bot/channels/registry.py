@@ -29,9 +29,9 @@ def roster_channels() -> dict[str, str]:
             for adapter in CHANNELS for spelling in (adapter.name, *adapter.roster_names)}
 
 
-def unverified_channels() -> frozenset[str]:
-    """The channels whose platform does not vouch for the sender (``Services.unverified_channels``)."""
-    return frozenset(adapter.name for adapter in CHANNELS if not adapter.verified_senders)
+def verified_channels() -> frozenset[str]:
+    """The channels whose platform vouches for the sender (``Services.verified_channels``)."""
+    return frozenset(adapter.name for adapter in CHANNELS if adapter.verified_senders)
 
 
 def setup_channels(app: web.Application, settings: Settings) -> list[ChannelAdapter[Any]]:

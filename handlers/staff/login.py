@@ -3,8 +3,8 @@
 Only the SHA-256 of a token is stored (``login_tokens``). Hashes are domain-separated: a login link
 hashes ``link:TOKEN``, a console session ``session:ID``, so a value of one kind can never be redeemed
 as the other. The console (``bot/console/auth.py``) redeems links with :func:`link_hash`. A link is
-never sent to an identity on an unverified channel (``Services.unverified_channels``, which bot/
-fills: the web chat) outside demo mode (:func:`handlers.settings.demo_mode`): there, anyone can type
+sent only to an identity on a channel whose platform vouches for the sender
+(``Services.verified_channels``, which bot/ fills: not the web chat), except in demo mode (:func:`handlers.settings.demo_mode`): there, anyone can type
 as anyone.
 """
 
@@ -47,7 +47,8 @@ async def login_link(ctx: HandlerContext, cmd: Command) -> None:
     """Reply with a one-time console login link (valid a few minutes, usable once)."""
     if await ctx.session.get(StaffMember, ctx.person.id) is None:
         raise UserError("您还没有控制台账号，请联系管理员开通。")
-    if ctx.identity is not None and ctx.identity.channel in ctx.services.unverified_channels and not demo_mode(ctx.settings):
+    verified = ctx.identity is not None and ctx.identity.channel in ctx.services.verified_channels
+    if not verified and not demo_mode(ctx.settings):
         # Outside the demo, anyone who reaches the web chat can claim to be anyone: no link goes there.
         raise UserError("网页聊天中不能获取控制台登录链接，请在企业微信、公众号或钉钉中发送「登录」，或使用密码登录。")
     url, minutes = await create_login_link(ctx)

@@ -54,7 +54,8 @@ def test_roster_spellings_and_unverified_senders_come_from_the_declarations() ->
     spellings = registry.roster_channels()
     assert {spellings[s] for s in ("企业微信", "公众号", "钉钉", "网页")} == {"wecom", "wechat", "dingtalk", "web"}
     assert set(spellings.values()) == set(registry.BY_NAME)
-    assert registry.unverified_channels() == {"web"}
+    assert "web" not in registry.verified_channels()
+    assert registry.verified_channels() == {a.name for a in registry.CHANNELS} - {"web"}
 
 
 def test_every_channel_is_declared_once_and_its_callbacks_are_routed_and_counted(tmp_path: Path) -> None:
